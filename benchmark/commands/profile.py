@@ -1,0 +1,10 @@
+"""profile (not available yet: issue 6)."""
+from ._pending import not_available
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args) -> int:
+    return not_available("profile", 6)

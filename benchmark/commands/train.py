@@ -1,0 +1,10 @@
+"""train (not available yet: issue 5)."""
+from ._pending import not_available
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args) -> int:
+    return not_available("train", 5)

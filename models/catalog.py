@@ -1,0 +1,2 @@
+"""Imports every built-in model module so that their `@register_model` decorators run."""
+from . import miniseg  # noqa: F401
