@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for spec in args.plugin:
             load_plugin(spec)
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and an interrupted job resumes on the next run", file=sys.stderr)
         return 130
