@@ -1,0 +1,26 @@
+"""Datasets: the four COVID-19 CT datasets of the MiniSeg paper and a synthetic one.
+
+Layout of a data root (the authors' release layout, so their datasets.zip drops in):
+`<root>/COVID-19-<NAME>/tr_im/<id>.png`, `tr_mask/<mask id>.png`, optional `dataList/`.
+"""
+from .folds import get_folds, patient_folds, train_ids
+from .loading import SliceSet, clear_cache, dataset_dir, list_slice_ids, load_dataset
+from .specs import DATASET_NAMES, DatasetSpec, RemoteFile, get_spec
+from .stats import class_weights, normalization_stats
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetSpec",
+    "RemoteFile",
+    "SliceSet",
+    "class_weights",
+    "clear_cache",
+    "dataset_dir",
+    "get_folds",
+    "get_spec",
+    "list_slice_ids",
+    "load_dataset",
+    "normalization_stats",
+    "patient_folds",
+    "train_ids",
+]

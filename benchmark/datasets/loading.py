@@ -1,0 +1,201 @@
+"""On-disk layout and loading: slices decoded once per process into uint8 images and bool masks.
+
+Layout (the authors' release): `<root>/<folder>/tr_im/<id>.png` (8-bit grayscale CT slice)
+and `<root>/<folder>/tr_mask/<mask id>.png` (0 = background, one non-zero value = infection;
+0/255 or a 0/1 palette PNG).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .specs import DatasetSpec, get_spec
+
+IMAGE_DIR = "tr_im"
+MASK_DIR = "tr_mask"
+PNG = ".png"
+
+_CACHE: dict[tuple[str, str, int, int], np.ndarray] = {}
+
+
+@dataclass
+class SliceSet:
+    """Slices of one dataset in a fixed order: ids, uint8 images (N,H,W) or None, bool masks (N,H,W)."""
+
+    ids: list[str]
+    images: np.ndarray | None
+    masks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def dataset_path(spec: DatasetSpec, data_root: str | Path) -> Path:
+    """`<root>/<folder>` without side effects (no synthetic generation)."""
+    return Path(data_root) / spec.folder
+
+
+def dataset_dir(name: str, data_root: str | Path) -> Path:
+    """`<root>/COVID-19-<NAME>` (synthetic: `<root>/synthetic`, generated on first use)."""
+    spec = get_spec(name)
+    if spec.name == "synthetic":
+        from .synthetic import ensure_synthetic
+
+        return ensure_synthetic(data_root)
+    return dataset_path(spec, data_root)
+
+
+def image_path(folder: Path, slice_id: str) -> Path:
+    """Where slice `slice_id`'s image lives."""
+    return folder / IMAGE_DIR / f"{slice_id}{PNG}"
+
+
+def mask_path(spec: DatasetSpec, folder: Path, slice_id: str) -> Path:
+    """Where slice `slice_id`'s mask lives (CT100: tr_mask/tr_mask_XXXX.png)."""
+    return folder / MASK_DIR / f"{spec.mask_id(slice_id)}{PNG}"
+
+
+def _require_dir(path: Path, spec: DatasetSpec) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path}: folder not found; lay out {spec.folder} with "
+            f"`run_benchmark.py prepare --dataset {spec.name} --source PATH` (see `prepare --help`)"
+        )
+    return path
+
+
+def list_slice_ids(name: str, data_root: str | Path, masks_only: bool = False) -> list[str]:
+    """Sorted ids of every slice on disk (from tr_mask/ when `masks_only`, else tr_im/)."""
+    spec = get_spec(name)
+    folder = _require_dir(dataset_dir(name, data_root), spec)
+    sub = _require_dir(folder / (MASK_DIR if masks_only else IMAGE_DIR), spec)
+    stems = sorted(p.stem for p in sub.glob(f"*{PNG}"))
+    return [spec.image_id(s) for s in stems] if masks_only else stems
+
+
+def _open_png(path: Path) -> Image.Image:
+    """Open and fully decode a PNG; missing or unreadable files raise errors naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable PNG ({err})") from None
+    return image
+
+
+def _decode_image(path: Path) -> np.ndarray:
+    """An 8-bit grayscale slice as uint8 (H,W); grey RGB/palette images are converted to L."""
+    image = _open_png(path)
+    if image.mode in ("I", "I;16", "I;16B", "F"):
+        raise ValueError(f"{path}: {image.mode} image; expected an 8-bit grayscale PNG")
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def _decode_mask(path: Path) -> np.ndarray:
+    """A mask as bool (H,W): 0 = background, exactly one non-zero value = infection."""
+    image = _open_png(path)
+    if image.mode in ("RGB", "RGBA", "LA"):
+        image = image.convert("L")
+    values = np.asarray(image)
+    foreground = values > 0
+    labels = values[foreground]
+    if labels.size and (labels != labels[0]).any():
+        found = np.unique(values).tolist()
+        shown = found if len(found) <= 8 else found[:8] + ["..."]
+        raise ValueError(f"{path}: mask has values {shown}; expected 0 and one foreground value")
+    return foreground
+
+
+def _cached(path: Path, kind: str) -> np.ndarray:
+    """Decode `path` once per process (keyed by path, mtime and size, so edits are picked up)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    key = (str(path.resolve()), kind, stat.st_mtime_ns, stat.st_size)
+    array = _CACHE.get(key)
+    if array is None:
+        array = _decode_image(path) if kind == "image" else _decode_mask(path)
+        array.setflags(write=False)
+        _CACHE[key] = array
+    return array
+
+
+def clear_cache() -> None:
+    """Forget every decoded slice (tests; long-lived processes that swap data)."""
+    _CACHE.clear()
+
+
+def _resize(array: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    """Resize to size x size: bilinear for images, nearest for masks (PIL)."""
+    if array.shape == (size, size):
+        return array
+    if nearest:
+        image = Image.fromarray(array.astype(np.uint8) * 255)
+        return np.asarray(image.resize((size, size), Image.NEAREST)) > 0
+    return np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarray:
+    """Stack equally sized slices; mixed sizes raise a ValueError that names two differing files."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        first = arrays[0].shape
+        other = next(i for i, a in enumerate(arrays) if a.shape != first)
+        raise ValueError(
+            f"slices differ in size: {paths[0]} is {first[1]}x{first[0]}, {paths[other]} is "
+            f"{arrays[other].shape[1]}x{arrays[other].shape[0]}; pass size=512 to resize them"
+        )
+    if not arrays:
+        return np.zeros((0, 0, 0), dtype=dtype)
+    return np.stack(arrays).astype(dtype, copy=False)
+
+
+def _default_ids(name: str, data_root: Path) -> list[str]:
+    """Every slice the folds use, sorted (CT100: 99 slices, tr_im_0048 left out as in the paper)."""
+    from .folds import get_folds
+
+    return sorted({i for fold in get_folds(name, data_root) for i in fold})
+
+
+def load_dataset(
+    name: str,
+    data_root: str | Path,
+    ids: Sequence[str] | None = None,
+    masks_only: bool = False,
+    size: int | None = None,
+) -> SliceSet:
+    """Load slices `ids` (default: every slice in the folds) as uint8 images and bool masks."""
+    spec = get_spec(name)
+    folder = _require_dir(dataset_dir(name, data_root), spec)
+    _require_dir(folder / MASK_DIR, spec)
+    if not masks_only:
+        _require_dir(folder / IMAGE_DIR, spec)
+    id_list = list(_default_ids(name, Path(data_root)) if ids is None else ids)
+    mask_paths = [mask_path(spec, folder, i) for i in id_list]
+    masks = [_cached(p, "mask") for p in mask_paths]
+    images = None
+    if not masks_only:
+        image_paths = [image_path(folder, i) for i in id_list]
+        images = [_cached(p, "image") for p in image_paths]
+        for img, msk, ip, mp in zip(images, masks, image_paths, mask_paths):
+            if img.shape != msk.shape:
+                raise ValueError(
+                    f"{mp}: mask is {msk.shape[1]}x{msk.shape[0]} but image {ip} is {img.shape[1]}x{img.shape[0]}"
+                )
+    if size is not None:
+        masks = [_resize(m, size, nearest=True) for m in masks]
+        images = None if images is None else [_resize(i, size, nearest=False) for i in images]
+    return SliceSet(
+        ids=id_list,
+        images=None if images is None else _stack(images, image_paths, np.uint8),
+        masks=_stack(masks, mask_paths, bool),
+    )
