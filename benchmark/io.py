@@ -17,11 +17,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process umask (mkstemp creates 0600 files; results should get the usual mode)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -31,7 +39,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically, indented, keys in insertion order, NaN written as null."""
-    return atomic_write_text(path, json.dumps(_nan_to_none(data), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(nan_to_none(data), indent=2) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -43,11 +51,12 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
-def _nan_to_none(value: Any) -> Any:
+def nan_to_none(value: Any) -> Any:
+    """Replace float NaN by None, recursively (JSON has no NaN)."""
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
+        return {k: nan_to_none(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
+        return [nan_to_none(v) for v in value]
     return value

@@ -1,10 +1,138 @@
-"""evaluate (not available yet: issue 4)."""
-from ._pending import not_available
+"""Score segmentations with the paper's metrics: precomputed maps, or a model with per-fold weights.
+
+Sources (one of):
+  --maps DIR                 maps laid out as DIR/CrossVal{1..5}/<slice id>.png (the authors'
+                             SegMaps layout; 0/255 PNGs at 512x512, any value > 0 is infection)
+  --model NAME --weights P   run model NAME with fold k's weights (P with {fold} = 1..5) on fold k's
+                             test slices, normalised with fold k's training slices' statistics;
+                             --save-maps DIR writes its predictions in the SegMaps layout
+
+Ground truth is the dataset's masks at 512x512 (nearest neighbour where a slice has another size).
+
+Policies (both are computed and stored; --policy picks the one printed):
+  paper   the MiniSeg paper's semantics: per slice DSC, SEN, SPC (whole image) and HD (full
+          symmetric Hausdorff distance between the foreground pixel sets, in pixels); an empty
+          prediction scores 0 for all four and still counts; mean over a fold's slices, then the
+          unweighted mean of the 5 fold means; mIoU from one confusion matrix pooled per fold
+          (mean of background and infection IoU). This reproduces the paper's Table 5.
+  strict  undefined values are NaN instead of 0 (DSC/IoU with both masks empty, SEN with an
+          empty ground truth, precision with an empty prediction, HD/HD95 with either empty),
+          left out of the means and counted (n_empty_pred, n_empty_gt); adds IoU, precision,
+          HD95 (95th percentile instead of the maximum in each direction) and the Dice pooled
+          over all pixels of a fold.
+
+Writes <results>/eval/<DATASET>/<LABEL>.json (summary: per-fold values, mean and std across
+folds, paper policy at the top level, strict under "strict") and <LABEL>.csv (one row per
+slice, both policies; ratios as fractions, HD in pixels). DSC/SEN/SPC/mIoU print in percent.
+
+EXAMPLES
+  # the paper's MiniSeg CT100 row from the authors' released maps
+  run_benchmark.py evaluate --dataset CT100 --data-root ../shared/data \\
+      --maps ../shared/data/miniseg-release/SegMaps/COVID-19-CT100 --label miniseg-release-maps
+  # ... and from the released weights, keeping the predicted maps
+  run_benchmark.py evaluate --dataset CT100 --data-root ../shared/data --model miniseg \\
+      --weights '../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal{fold}.pth' \\
+      --save-maps /tmp/ct100-maps --label miniseg-release-weights
+  # strict policy, machine-readable
+  run_benchmark.py evaluate --dataset P1110 --maps DIR --policy strict --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..cli import add_data_root, add_json, add_results
+
+POLICIES = ("paper", "strict")
+PAPER_COLUMNS = ("miou", "sen", "spc", "dsc", "hd")
+STRICT_COLUMNS = PAPER_COLUMNS + ("hd95", "dsc_pooled", "iou", "precision", "n_empty_pred", "n_empty_gt")
 
 
-def add_arguments(parser) -> None:
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110 or synthetic")
+    add_data_root(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--maps", metavar="DIR", help="precomputed maps: DIR/CrossVal{1..5}/<slice id>.png")
+    source.add_argument("--model", metavar="NAME", help="registered model to run (needs --weights)")
+    parser.add_argument(
+        "--weights", metavar="PATTERN", help="per-fold weights file, {fold} = 1..5 (e.g. 'MiniSeg_CrossVal{fold}.pth')"
+    )
+    parser.add_argument("--save-maps", metavar="DIR", help="with --model: write predictions as DIR/CrossVal{k}/<id>.png")
+    parser.add_argument("--policy", choices=POLICIES, default="paper", help="policy to print (both are stored)")
+    add_results(parser)
+    parser.add_argument("--label", help="name of the result files (default: 'maps', or the model name)")
+    parser.add_argument("--device", default="auto", help="with --model: auto (cuda if available), cpu, cuda, cuda:1")
+    parser.add_argument("--batch-size", type=int, default=8, help="with --model: slices per forward pass (default 8)")
+    add_json(parser)
 
 
-def run(args) -> int:
-    return not_available("evaluate", 4)
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Options that only make sense together."""
+    if args.model and not args.weights:
+        raise ValueError("--model needs --weights PATTERN (with {fold} standing for 1..5)")
+    if args.maps and (args.weights or args.save_maps):
+        raise ValueError("--weights and --save-maps go with --model, not with --maps")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Run the evaluation; return it with the record's `source` and extra fields."""
+    from .. import evaluate
+    from ..env import environment, resolve_device
+
+    device = resolve_device(args.device if args.model else "cpu")
+    start = time.perf_counter()
+    if args.maps:
+        result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps)
+        source = {"kind": "maps", "path": str(args.maps), "model": None}
+    else:
+        result = evaluate.evaluate_weights(
+            args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps
+        )
+        source = {"kind": "weights", "path": args.weights, "model": args.model}
+    extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}
+    return result, source, extra
+
+
+def _table_rows(summary: dict[str, Any], columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per fold, then mean and std across folds."""
+    rows = [{"fold": f["fold"], "slices": f["n_slices"], **{c: f.get(c) for c in columns}} for f in summary["folds"]]
+    for name in ("mean", "std"):
+        rows.append({"fold": name, "slices": None, **{c: summary[name].get(c) for c in columns}})
+    return rows
+
+
+def _printable(summary: dict[str, Any], dataset: str, policy: str, json_path: str) -> dict[str, Any]:
+    """The --json output: dataset, policy, folds, mean, std (percent; HD in px), and the summary file."""
+    return {
+        "dataset": dataset,
+        "policy": policy,
+        "folds": summary["folds"],
+        "mean": summary["mean"],
+        "std": summary["std"],
+        "summary_json": json_path,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._format import print_table
+    from ..evaluate import check_label, write_results
+    from ..io import nan_to_none
+
+    _check_arguments(args)
+    label = check_label(args.label or ("maps" if args.maps else args.model))
+    result, source, extra = _evaluate(args)
+    json_path = write_results(result, args.results, label, source, extra)
+    summary = result.summary[args.policy]
+    if args.json:
+        print(json.dumps(nan_to_none(_printable(summary, result.dataset, args.policy, str(json_path))), indent=2))
+        return 0
+    columns = PAPER_COLUMNS if args.policy == "paper" else STRICT_COLUMNS
+    print(f"{result.dataset} · {label} · policy {args.policy} · DSC/SEN/SPC/mIoU in %, HD in px")
+    print_table(_table_rows(summary, columns), ("fold", "slices") + columns)
+    print(f"wrote {json_path} and {json_path.with_suffix('.csv').name} ({extra['timings']['eval_s']:.1f} s)", file=sys.stderr)
+    return 0

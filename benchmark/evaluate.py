@@ -1,0 +1,269 @@
+"""Evaluate segmentations fold by fold: precomputed maps (the authors' SegMaps layout) or a model with per-fold weights.
+
+Both paths end in the same place: per fold, bool predictions and the ground truth at 512x512
+go through `metrics.slice_metrics`, then `metrics.fold_summary` and `metrics.cv_summary`.
+Maps are laid out as `DIR/CrossVal{1..5}/<slice id>.png` (0/255; any value > 0 is infection).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from . import metrics
+from .io import atomic_write, atomic_write_json
+
+EVAL_SCHEMA = "miniseg-bench/eval/1"
+EVAL_SIZE = 512
+FOLD_DIR = "CrossVal{fold}"
+FOLD_PLACEHOLDER = "{fold}"
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class Evaluation:
+    """One dataset's evaluation: per-slice rows (with a `fold` column, 1-based), fold summaries, CV summary."""
+
+    dataset: str
+    per_slice: pd.DataFrame
+    folds: list[dict[str, dict[str, float]]]
+    summary: dict[str, dict[str, Any]]
+
+
+def _main_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """The main logits of a model's output (the first element when it returns a tuple)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    images_uint8: np.ndarray,
+    mean: float,
+    std: float,
+    device: torch.device | str,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Foreground masks (N,H,W) bool: grey slices replicated to 3 channels, (x/255 - mean)/std, argmax of eval logits.
+
+    The arithmetic is float32 as in the authors' script (their released maps are matched pixel for pixel);
+    the model runs in eval mode and is put back in the mode it came in.
+    """
+    device, was_training = torch.device(device), model.training
+    model = model.to(device).eval()
+    mean32, std32 = np.float32(mean), np.float32(std)
+    out = np.empty(images_uint8.shape, dtype=bool)
+    starts = range(0, len(images_uint8), batch_size)
+    try:
+        for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=None):
+            batch = images_uint8[start:start + batch_size].astype(np.float32) / np.float32(255.0)
+            x = torch.from_numpy((batch - mean32) / std32).to(device)
+            logits = _main_output(model(x[:, None].expand(-1, 3, -1, -1).contiguous()))
+            out[start:start + batch_size] = (logits.argmax(dim=1) != 0).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def read_map(path: Path) -> np.ndarray:
+    """A prediction map PNG as bool (H,W): any value > 0 is infection; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: prediction map not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grey = image if image.mode in ("L", "1", "P", "I", "I;16") else image.convert("L")
+            return np.asarray(grey) > 0
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"{path}: unreadable prediction map ({err})") from None
+
+
+def _fold_of(slice_id: str, folds: Sequence[Sequence[str]]) -> int | None:
+    """1-based fold holding `slice_id`, or None."""
+    return next((k + 1 for k, fold in enumerate(folds) if slice_id in fold), None)
+
+
+def read_fold_maps(maps_dir: Path, fold: int, folds: Sequence[Sequence[str]], shape: tuple[int, int]) -> np.ndarray:
+    """Fold `fold`'s (1-based) maps in the order of its ids; a missing, foreign or wrongly sized map is an error."""
+    fold_dir = Path(maps_dir) / FOLD_DIR.format(fold=fold)
+    if not fold_dir.is_dir():
+        raise FileNotFoundError(f"{fold_dir}: folder not found; expected maps laid out as DIR/CrossVal1..5/<slice id>.png")
+    ids = folds[fold - 1]
+    known = set(ids)
+    for path in sorted(fold_dir.glob("*.png")):
+        if path.stem not in known:
+            owner = _fold_of(path.stem, folds)
+            where = f"it belongs to fold {owner}" if owner else "no fold has it"
+            raise ValueError(f"{path}: unknown slice id {path.stem!r} for fold {fold} ({where})")
+    maps = np.empty((len(ids), *shape), dtype=bool)
+    for i, slice_id in enumerate(ids):
+        path = fold_dir / f"{slice_id}.png"
+        array = read_map(path)
+        if array.shape != shape:
+            raise ValueError(
+                f"{path}: map is {array.shape[1]}x{array.shape[0]}, ground truth is {shape[1]}x{shape[0]}"
+            )
+        maps[i] = array
+    return maps
+
+
+def _ground_truth(dataset: str, data_root: Path, ids: Sequence[str]) -> np.ndarray:
+    """Masks of `ids` at 512x512 (nearest neighbour where a slice has another size)."""
+    from .datasets import load_dataset
+
+    return load_dataset(dataset, data_root, ids=list(ids), masks_only=True, size=EVAL_SIZE).masks
+
+
+def _collect(dataset: str, per_fold: list[tuple[list[str], np.ndarray, np.ndarray]]) -> Evaluation:
+    """Per-slice rows and summaries from (ids, predictions, ground truth) of each fold."""
+    frames, summaries = [], []
+    for k, (ids, pred, gt) in enumerate(per_fold, start=1):
+        frame = metrics.slice_metrics(pred, gt, ids)
+        summaries.append(metrics.fold_summary(frame))
+        frames.append(frame.assign(fold=k)[["fold", *frame.columns]])
+    return Evaluation(dataset, pd.concat(frames, ignore_index=True), summaries, metrics.cv_summary(summaries))
+
+
+def _canonical(dataset: str) -> str:
+    from .datasets import get_spec
+
+    return get_spec(dataset).name
+
+
+def evaluate_maps(dataset: str, data_root: str | Path, maps_dir: str | Path) -> Evaluation:
+    """Score precomputed maps `maps_dir/CrossVal{k}/<id>.png` against the dataset's ground truth, fold by fold."""
+    from .datasets import get_folds
+
+    maps_dir, data_root = Path(maps_dir), Path(data_root)
+    if not maps_dir.is_dir():
+        raise FileNotFoundError(f"{maps_dir}: maps folder not found")
+    folds = get_folds(dataset, data_root)
+    per_fold = []
+    for k, ids in enumerate(folds, start=1):
+        gt = _ground_truth(dataset, data_root, ids)
+        per_fold.append((list(ids), read_fold_maps(maps_dir, k, folds, gt.shape[1:]), gt))
+    return _collect(_canonical(dataset), per_fold)
+
+
+def fold_weight_paths(pattern: str, n_folds: int) -> list[Path]:
+    """The weights file of each fold: `{fold}` in `pattern` stands for 1..n_folds; all must exist."""
+    if FOLD_PLACEHOLDER not in pattern:
+        raise ValueError(f"--weights {pattern!r} must contain {FOLD_PLACEHOLDER} (it stands for the fold, 1..{n_folds})")
+    paths = [Path(pattern.replace(FOLD_PLACEHOLDER, str(k))) for k in range(1, n_folds + 1)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"weights file(s) not found: {', '.join(missing)}")
+    return paths
+
+
+def _state_dict(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    """A plain state_dict, or the one stored under 'state_dict'/'model' in a checkpoint dict."""
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+        if loaded and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            return loaded
+    raise ValueError(f"{path}: not a state_dict (expected a dict of tensor names to tensors)")
+
+
+def load_weights(model: torch.nn.Module, path: Path, device: torch.device) -> torch.nn.Module:
+    """Load `path` (weights_only) into `model` strictly; an unreadable or mismatched file is a ValueError naming it."""
+    try:
+        loaded = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
+        raise ValueError(f"{path}: not a loadable weights file ({type(err).__name__}: {err})") from None
+    try:
+        model.load_state_dict(_state_dict(loaded, path))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{path}: does not fit the model ({' '.join(first[:3])})") from None
+    return model
+
+
+def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarray) -> None:
+    """Write masks as 0/255 PNGs `out_dir/CrossVal{fold}/<id>.png` (the SegMaps layout), each atomically."""
+    fold_dir = Path(out_dir) / FOLD_DIR.format(fold=fold)
+    for slice_id, mask in zip(ids, masks):
+        image = Image.fromarray(mask.astype(np.uint8) * 255)
+        atomic_write(fold_dir / f"{slice_id}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
+
+
+def evaluate_weights(
+    dataset: str,
+    data_root: str | Path,
+    model_name: str,
+    weights_pattern: str,
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    save_maps: str | Path | None = None,
+) -> Evaluation:
+    """Run `model_name` with fold k's weights on fold k's test slices (fold k's training normalisation), then score."""
+    from models import create_model
+
+    from .datasets import get_folds, load_dataset, normalization_stats
+
+    data_root, device = Path(data_root), torch.device(device)
+    folds = get_folds(dataset, data_root)
+    paths = fold_weight_paths(weights_pattern, len(folds))
+    all_ids = [i for fold in folds for i in fold]
+    data = load_dataset(dataset, data_root, ids=all_ids, size=EVAL_SIZE)
+    fold_of = np.repeat(np.arange(len(folds)), [len(f) for f in folds])
+    per_fold = []
+    for k, (ids, path) in enumerate(zip(folds, paths), start=1):
+        test = fold_of == k - 1
+        mean, std = normalization_stats(data.images[~test])
+        model = load_weights(create_model(model_name), path, device)
+        pred = predict(model, data.images[test], mean, std, device, batch_size)
+        if save_maps is not None:
+            save_fold_maps(Path(save_maps), k, ids, pred)
+        per_fold.append((list(ids), pred, data.masks[test]))
+    return _collect(_canonical(dataset), per_fold)
+
+
+def _policy_block(summary: dict[str, Any]) -> dict[str, Any]:
+    """Folds, mean, std and totals of one policy for the result file."""
+    return {key: summary[key] for key in ("folds", "mean", "std", "totals")}
+
+
+def eval_record(evaluation: Evaluation, label: str, source: dict[str, Any], extra: dict[str, Any] | None = None) -> dict:
+    """The `miniseg-bench/eval/1` summary: paper policy at the top level, strict under `strict`."""
+    paper = _policy_block(evaluation.summary["paper"])
+    return {
+        "schema": EVAL_SCHEMA,
+        "dataset": evaluation.dataset,
+        "label": label,
+        "source": source,
+        "policy": "paper",
+        **paper,
+        "strict": _policy_block(evaluation.summary["strict"]),
+        "per_slice_csv": f"{label}.csv",
+        **(extra or {}),
+    }
+
+
+def check_label(label: str) -> str:
+    """A label is a file name stem: letters, digits, '.', '_', '-'."""
+    if not _LABEL_RE.match(label):
+        raise ValueError(f"label {label!r} must be letters, digits, '.', '_' or '-' (it names the result files)")
+    return label
+
+
+def write_results(
+    evaluation: Evaluation, results_dir: str | Path, label: str, source: dict[str, Any], extra: dict[str, Any] | None = None
+) -> Path:
+    """Write `<results>/eval/<dataset>/<label>.json` and the per-slice `<label>.csv` beside it; return the JSON path."""
+    out_dir = Path(results_dir) / "eval" / evaluation.dataset
+    check_label(label)
+    csv_path = out_dir / f"{label}.csv"
+    atomic_write(csv_path, lambda tmp: evaluation.per_slice.to_csv(tmp, index=False, float_format="%.10g"))
+    return atomic_write_json(out_dir / f"{label}.json", eval_record(evaluation, label, source, extra))
+

@@ -1,0 +1,153 @@
+"""Metrics: hand-computed tiny cases, both policies, HD against brute force, fold and CV summaries."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import cdist
+
+from benchmark import metrics
+
+
+def _masks(shape: tuple[int, int], *pixel_lists: list[tuple[int, int]]) -> np.ndarray:
+    """(N, H, W) bool stack with the listed (row, col) pixels set in each slice."""
+    out = np.zeros((len(pixel_lists), *shape), dtype=bool)
+    for i, pixels in enumerate(pixel_lists):
+        for r, c in pixels:
+            out[i, r, c] = True
+    return out
+
+
+def _brute_force_hd(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """(HD, HD95) from all pairwise pixel distances: the definition, slowly."""
+    d = cdist(np.argwhere(pred), np.argwhere(gt))
+    pred_to_gt, gt_to_pred = d.min(axis=1), d.min(axis=0)
+    return max(pred_to_gt.max(), gt_to_pred.max()), max(np.percentile(pred_to_gt, 95), np.percentile(gt_to_pred, 95))
+
+
+def test_counts_and_ratios_hand_computed():
+    pred = _masks((4, 4), [(0, 0), (0, 1), (1, 1)])
+    gt = _masks((4, 4), [(1, 1), (3, 3)])
+    counts = metrics.confusion_counts(pred, gt)
+    assert [int(x[0]) for x in counts] == [1, 2, 1, 12]
+    tp, fp, fn, tn = counts
+    assert metrics.dice(tp, fp, fn)[0] == pytest.approx(2 / 5)
+    assert metrics.sensitivity(tp, fn)[0] == pytest.approx(1 / 2)
+    assert metrics.specificity(tn, fp)[0] == pytest.approx(12 / 14)
+    assert metrics.iou(tp, fp, fn)[0] == pytest.approx(1 / 4)
+    assert metrics.precision(tp, fp)[0] == pytest.approx(1 / 3)
+
+
+def test_hd_of_two_single_pixels_is_their_distance():
+    pred = _masks((16, 16), [(2, 3)])
+    gt = _masks((16, 16), [(5, 7)])
+    hd, hd95 = metrics.hausdorff_px(pred, gt)
+    assert hd[0] == pytest.approx(5.0) and hd95[0] == pytest.approx(5.0)
+
+
+def test_hd95_ignores_one_outlier_that_sets_hd():
+    gt = _masks((32, 32), [(0, c) for c in range(20)])
+    pred = _masks((32, 32), [(0, c) for c in range(20)] + [(10, 0)])
+    hd, hd95 = metrics.hausdorff_px(pred, gt)
+    assert hd[0] == pytest.approx(10.0)
+    assert hd95[0] == pytest.approx(0.0)
+
+
+def test_hd_max_can_lie_inside_the_prediction():
+    """A filled disc inside a ring: the disc's centre, not its border, is farthest from the ring."""
+    yy, xx = np.mgrid[:41, :41]
+    r = np.hypot(yy - 20, xx - 20)
+    gt = ((r >= 15) & (r < 16))[None]
+    pred = (r <= 5)[None]
+    hd, hd95 = metrics.hausdorff_px(pred, gt)
+    expected = _brute_force_hd(pred[0], gt[0])
+    assert hd[0] == pytest.approx(expected[0]) and hd95[0] == pytest.approx(expected[1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hd_matches_brute_force_on_random_masks(seed):
+    rng = np.random.default_rng(seed)
+    pred = rng.random((3, 24, 30)) < rng.uniform(0.01, 0.3)
+    gt = rng.random((3, 24, 30)) < rng.uniform(0.01, 0.3)
+    pred[:, 0, 0] = gt[:, -1, -1] = True  # non-empty and touching the image border
+    hd, hd95 = metrics.hausdorff_px(pred, gt)
+    for i in range(3):
+        assert (hd[i], hd95[i]) == pytest.approx(_brute_force_hd(pred[i], gt[i]))
+
+
+def test_empty_prediction_scores_zero_under_paper_nan_under_strict():
+    pred = _masks((8, 8), [])
+    gt = _masks((8, 8), [(1, 1), (1, 2)])
+    row = metrics.slice_metrics(pred, gt, ["a"]).iloc[0]
+    assert [row[f"paper_{k}"] for k in ("dsc", "sen", "spc", "hd")] == [0.0, 0.0, 0.0, 0.0]
+    assert row.strict_dsc == 0.0 and row.strict_sen == 0.0 and row.strict_spc == 1.0 and row.strict_iou == 0.0
+    assert math.isnan(row.strict_precision) and math.isnan(row.strict_hd) and math.isnan(row.strict_hd95)
+
+
+def test_empty_ground_truth_under_both_policies():
+    pred = _masks((8, 8), [(2, 2)])
+    gt = _masks((8, 8), [])
+    row = metrics.slice_metrics(pred, gt, ["a"]).iloc[0]
+    assert row.paper_dsc == 0.0 and row.paper_spc == pytest.approx(63 / 64)
+    assert math.isnan(row.paper_sen) and math.isnan(row.paper_hd)
+    assert row.strict_dsc == 0.0 and row.strict_precision == 0.0 and row.strict_iou == 0.0
+    assert math.isnan(row.strict_sen) and math.isnan(row.strict_hd)
+
+
+def test_both_empty_under_both_policies():
+    empty = _masks((8, 8), [])
+    row = metrics.slice_metrics(empty, empty, ["a"]).iloc[0]
+    assert [row[f"paper_{k}"] for k in ("dsc", "sen", "spc", "hd")] == [0.0, 0.0, 0.0, 0.0]
+    assert row.strict_spc == 1.0
+    for key in ("dsc", "sen", "iou", "precision", "hd", "hd95"):
+        assert math.isnan(row[f"strict_{key}"]), key
+
+
+def test_slice_metrics_columns_follow_the_contract():
+    pred = gt = _masks((4, 4), [(0, 0)], [(1, 1)])
+    df = metrics.slice_metrics(pred, gt, ["x", "y"])
+    assert list(df.columns) == [
+        "id", "tp", "fp", "fn", "tn", "paper_dsc", "paper_sen", "paper_spc", "paper_hd",
+        "strict_dsc", "strict_sen", "strict_spc", "strict_iou", "strict_precision", "strict_hd", "strict_hd95",
+    ]
+    assert list(df.id) == ["x", "y"] and df.paper_dsc.tolist() == [1.0, 1.0]
+
+
+def test_fold_summary_paper_counts_empty_predictions_strict_skips_them():
+    perfect = [(1, 1), (1, 2)]
+    pred = _masks((4, 4), perfect, [])
+    gt = _masks((4, 4), perfect, [(2, 2), (3, 3)])
+    summary = metrics.fold_summary(metrics.slice_metrics(pred, gt, ["a", "b"]))
+    paper, strict = summary["paper"], summary["strict"]
+    assert (paper["dsc"], paper["sen"], paper["spc"], paper["hd"]) == pytest.approx((50.0, 50.0, 50.0, 0.0))
+    assert (strict["dsc"], strict["sen"], strict["spc"], strict["hd"]) == pytest.approx((50.0, 50.0, 100.0, 0.0))
+    assert strict["precision"] == pytest.approx(100.0)
+    assert strict["n_empty_pred"] == 1 and strict["n_empty_gt"] == 0 and paper["n_slices"] == 2
+    # pooled over the fold: TP 2, FP 0, FN 2, TN 28 -> fg IoU 2/4, bg IoU 28/30
+    assert paper["miou"] == pytest.approx(100 * (2 / 4 + 28 / 30) / 2)
+    assert strict["dsc_pooled"] == pytest.approx(100 * 4 / 6)
+
+
+def test_cv_summary_is_the_unweighted_mean_of_fold_means():
+    def fold(dsc: float, n: int) -> dict:
+        values = {"dsc": dsc, "sen": 50.0, "spc": 90.0, "hd": 10.0, "miou": 70.0, "n_slices": n}
+        return {"paper": dict(values), "strict": dict(values)}
+
+    cv = metrics.cv_summary([fold(60.0, 1), fold(80.0, 100)])
+    assert cv["paper"]["mean"]["dsc"] == pytest.approx(70.0)
+    assert cv["paper"]["std"]["dsc"] == pytest.approx(np.std([60.0, 80.0], ddof=1))
+    assert cv["paper"]["totals"] == {"n_slices": 101}
+    assert [f["fold"] for f in cv["strict"]["folds"]] == [1, 2]
+    assert "n_slices" not in cv["paper"]["mean"]
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.slice_metrics(np.zeros((1, 4, 4), bool), np.zeros((1, 4, 5), bool), ["a"])
+    with pytest.raises(ValueError, match="slice ids"):
+        metrics.slice_metrics(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 4), bool), ["a"])
+    with pytest.raises(ValueError):
+        metrics.cv_summary([])
+    assert isinstance(metrics.slice_metrics(np.ones((1, 2, 2)), np.ones((1, 2, 2)), ["a"]), pd.DataFrame)
