@@ -1,3 +1,26 @@
 """Imports every built-in model module so that their `@register_model` decorators run."""
 from . import miniseg  # noqa: F401
 from . import zoo  # noqa: F401
+from . import unet  # noqa: F401
+from . import fcn  # noqa: F401
+from . import segnet  # noqa: F401
+from . import ccnet  # noqa: F401
+from . import light_backbones  # noqa: F401
+from . import danet  # noqa: F401
+from . import ocnet  # noqa: F401
+from . import annnet  # noqa: F401
+from . import frrn  # noqa: F401
+from . import encnet  # noqa: F401
+from . import dupsampling  # noqa: F401
+from . import pspnet  # noqa: F401
+from . import denseaspp  # noqa: F401
+from . import deeplab  # noqa: F401
+from . import enet  # noqa: F401
+from . import dfn  # noqa: F401
+from . import infnet  # noqa: F401
+from . import bisenet  # noqa: F401
+from . import espnet  # noqa: F401
+from . import gff  # noqa: F401
+from . import cgnet  # noqa: F401
+from . import edanet  # noqa: F401
+from . import lednet  # noqa: F401

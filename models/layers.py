@@ -68,3 +68,54 @@ class ResizeOutputs(nn.Module):
         if not (self.training and self.keep_aux):
             return upsample_to(outs[0], size)
         return tuple(upsample_to(o, size) for o in outs)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: (g, C/g) channel grid transposed, so each group sees every group."""
+    n, c, h, w = x.shape
+    if c % groups:
+        raise ValueError(f"channel_shuffle: {c} channels do not split into {groups} groups")
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class FCNHead(nn.Sequential):
+    """3x3 conv (in -> in/4) -> BN -> ReLU -> dropout -> 1x1 classifier: the PSPNet-style auxiliary head on stage 4."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1) -> None:
+        inner = in_channels // 4
+        super().__init__(ConvBNAct(in_channels, inner, 3), SegmentationHead(inner, num_classes, dropout))
+
+
+class ChannelGate(nn.Module):
+    """Global average pool -> 1x1 conv(s) -> sigmoid: per-channel weights (N, out, 1, 1).
+
+    `hidden=None`: one 1x1 conv + BN (BiSeNet's ARM); otherwise 1x1 -> ReLU -> 1x1 (squeeze-excite
+    style, DFN's CAB and BiSeNet's FFM).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int | None = None) -> None:
+        super().__init__()
+        if hidden is None:
+            conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels)]
+        else:
+            layers = [nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1)]
+        self.fc = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc(F.adaptive_avg_pool2d(x, 1)))
+
+
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Non-local aggregation: out[:, :, q] = sum_k softmax_k(scale * query_q . key_k) value_k.
+
+    query (N, Ck, Lq), key (N, Ck, Lk), value (N, Cv, Lk) -> (N, Cv, Lq); shared by DANet's position
+    attention, OCNet's object context and ANN's asymmetric blocks.
+    """
+    weights = torch.softmax(torch.bmm(query.transpose(1, 2), key) * scale, dim=-1)
+    return torch.bmm(value, weights.transpose(1, 2))
+
+
+def pyramid_sample(x: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """Adaptive average pools to s x s for each s, flattened and joined: (N, C, sum s^2) anchor points."""
+    return torch.cat([F.adaptive_avg_pool2d(x, s).flatten(2) for s in sizes], dim=2)
