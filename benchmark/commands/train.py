@@ -1,10 +1,125 @@
-"""train (not available yet: issue 5)."""
-from ._pending import not_available
+"""Train models x datasets x folds under one protocol; resumable, finished jobs are skipped.
+
+Each job writes results/runs/<dataset>/<model>/fold<k>/record.json (protocol, model info,
+environment, timings, per-epoch loss and test metrics, final metrics under the paper and
+strict policies), per_slice.csv and last.pt (checkpoint of the last finished epoch).
+Rerunning the same command skips finished jobs and resumes interrupted ones exactly;
+two runners on one results folder never train the same job (lock files).
+
+Examples:
+  run_benchmark.py train --models miniseg --datasets CT100 --folds 0-4
+  run_benchmark.py train --models miniseg,unet --datasets CT100,P9 --folds 0,2 --dry-run
+  run_benchmark.py train --models 'smp-*' --datasets synthetic --protocol smoke
+  run_benchmark.py train --models miniseg --datasets CT100 --folds 0 --protocol fast --set base_size=128
+  run_benchmark.py train --models miniseg --datasets CT100 --set epochs=40 --set 'passes=((1.0, 16),)'
+  run_benchmark.py train --models miniseg --datasets CT100 --amp bf16 --channels-last --compile
+  run_benchmark.py train --models miniseg,unet --datasets CT100 --executor pool --workers 2
+  run_benchmark.py train --models '*' --datasets CT100,P9,P20,P1110 --executor ray --ray-address auto --gpus-per-job 0.25
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from ..cli import add_data_root, add_json, add_results
+
+if TYPE_CHECKING:
+    from ..runner import TrainJob
 
 
-def add_arguments(parser) -> None:
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", required=True, help="model names or fnmatch patterns, comma-separated ('smp-*')")
+    parser.add_argument("--datasets", required=True, help="CT100, P9, P20, P1110, synthetic; comma-separated")
+    parser.add_argument("--folds", default="0-4", help="test folds 0..4: '0-4', '0,2' (default: 0-4)")
+    parser.add_argument("--protocol", default="paper", help="preset: paper (default), fast, smoke")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a protocol field, e.g. epochs=10, 'passes=((1.0,16),)'; repeatable")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the protocol's, 0)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    parser.add_argument("--amp", choices=("bf16", "fp16"), default=None, help="mixed precision (default: fp32)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                        help="torch.compile the model (MODE: default, reduce-overhead, max-autotune)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and each job's status; train nothing")
+    parser.add_argument("--executor", choices=("local", "pool", "ray"), default="local",
+                        help="local: one job at a time here (default); pool: worker processes, one per visible "
+                             "GPU; ray: Ray tasks on this machine or a cluster (pip install '.[ray]')")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="pool: worker processes (default: one per visible GPU, else 1)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="ray: cluster to join, e.g. auto or ray://head:10001 (default: start Ray here)")
+    parser.add_argument("--gpus-per-job", type=float, default=None, metavar="G",
+                        help="ray: GPUs per job, fractional to share one (0.25) (default: 1 with GPUs, else 0)")
+    parser.add_argument("--cpus-per-job", type=float, default=None, metavar="C",
+                        help="ray: CPUs per job (default 1); pool: torch threads per worker (default: cores/workers)")
+    parser.add_argument("--retries", type=int, default=None, metavar="N",
+                        help="pool, ray: retries of a job whose worker died, then it is recorded as failed (default 2)")
+    add_data_root(parser)
+    add_results(parser)
+    add_json(parser)
 
 
-def run(args) -> int:
-    return not_available("train", 5)
+def _job_row(job: "TrainJob", status: str, detail: str) -> dict:
+    """One line of the plan / outcome table."""
+    return {"dataset": job.dataset, "model": job.model, "fold": job.fold, "status": status, "detail": detail}
+
+
+def _print_rows(rows: list[dict], as_json: bool) -> None:
+    """The table, or JSON with --json."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from .._format import print_table
+
+    print_table(rows, ["dataset", "model", "fold", "status", "detail"])
+
+
+#: The options each --executor takes: command-line name -> the executor's keyword.
+EXECUTOR_OPTIONS = {
+    "local": {},
+    "pool": {"workers": "workers", "cpus_per_job": "cpus_per_job", "retries": "retries"},
+    "ray": {"ray_address": "address", "gpus_per_job": "gpus_per_job", "cpus_per_job": "cpus_per_job",
+            "retries": "retries"},
+}
+
+
+def _executor_options(args: argparse.Namespace) -> dict:
+    """The chosen executor's keywords from the options given; an option of another executor is an error."""
+    accepted = EXECUTOR_OPTIONS[args.executor]
+    names = {name for options in EXECUTOR_OPTIONS.values() for name in options}
+    given = {name: getattr(args, name) for name in sorted(names) if getattr(args, name) is not None}
+    stray = [name for name in given if name not in accepted]
+    if stray:
+        raise ValueError(f"--{stray[0].replace('_', '-')} does not apply to --executor {args.executor}")
+    options = {accepted[name]: value for name, value in given.items()}
+    if args.executor != "local" and args.plugin:
+        options["plugins"] = args.plugin  # workers are other processes: they load the plugins too
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..executors import get_executor
+    from ..protocol import get_protocol
+    from ..runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
+    from ..train import TrainOptions
+
+    protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
+    options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
+                           compile=args.compile, progress=not args.no_progress)
+    jobs = plan_jobs(expand_models(args.models), expand_datasets(args.datasets), parse_folds(args.folds),
+                     protocol, options, args.data_root, args.results)
+    if args.dry_run:
+        _print_rows([_job_row(job, s.status, s.detail) for job, s in iter_states(jobs)], args.json)
+        return 0
+    with get_executor(args.executor, **_executor_options(args)) as executor:
+        outcomes = run_grid(jobs, executor, progress=not args.no_progress)
+    rows = [_job_row(o.job, o.status, o.detail) | {"record": str(o.job.run_dir / "record.json")} for o in outcomes]
+    _print_rows(rows, args.json)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} job(s) failed (reasons above; their records say why)",
+              file=sys.stderr)
+    return 1 if failed else 0

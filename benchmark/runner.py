@@ -1,0 +1,308 @@
+"""The training grid: plan models x datasets x folds, skip finished jobs, resume, lock, report.
+
+Each job owns `results/runs/<dataset>/<model>/fold<k>/`. A job whose record says "done"
+under the same protocol is skipped; any other job trains, resuming from `last.pt` when it
+holds a checkpoint of the same protocol. A lock file (created with O_CREAT|O_EXCL, holding
+pid, host and time, touched every epoch) keeps two runners off the same job; a lock whose
+process is dead on this host, or untouched for `LOCK_STALE_AFTER_S`, is stale and taken over.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .executors import Executor, LocalExecutor
+from .io import read_json
+from .protocol import Protocol, for_model
+from .records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
+from .train import TrainOptions, run_training
+
+LOCK_STALE_AFTER_S = 6 * 3600.0
+BREAKER_STALE_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One (model, dataset, fold) of the grid, with everything a worker needs (picklable)."""
+
+    model: str
+    dataset: str
+    fold: int
+    protocol: Protocol
+    options: TrainOptions
+    data_root: str
+    results: str
+
+    @property
+    def run_dir(self) -> Path:
+        return run_dir(self.results, self.dataset, self.model, self.fold)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.model}/fold{self.fold}"
+
+    def effective_protocol(self) -> Protocol:
+        """The protocol this job trains under (after any per-model exception)."""
+        return for_model(self.protocol, self.model)[0]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """Where a job stands on disk: done, partial (epoch N), todo, failed or locked."""
+
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What running a job did: done, failed, skipped (already done) or locked (another runner has it)."""
+
+    job: TrainJob
+    status: str
+    detail: str = ""
+    elapsed_s: float = 0.0
+    record: dict[str, Any] | None = field(default=None, compare=False)
+
+
+# --- planning -------------------------------------------------------------------------
+
+def parse_folds(text: str, n_folds: int = 5) -> tuple[int, ...]:
+    """'0-4', '0,2', '3' or '0-1,4' -> sorted unique fold indices, each in 0..n_folds-1."""
+    folds: set[int] = set()
+    for part in (p.strip() for p in str(text).split(",")):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"--folds: cannot read {part!r}; use e.g. 0-4 or 0,2")
+        low, high = int(match[1]), int(match[2] or match[1])
+        if low > high or high >= n_folds:
+            raise ValueError(f"--folds: {part!r} is outside 0..{n_folds - 1}")
+        folds.update(range(low, high + 1))
+    return tuple(sorted(folds))
+
+
+def expand_models(spec: str) -> list[str]:
+    """Comma-separated names and fnmatch patterns -> registered names, in the given order, unique."""
+    from models import get_model_info, list_models
+
+    names: list[str] = []
+    for item in (p.strip() for p in spec.split(",") if p.strip()):
+        if any(ch in item for ch in "*?["):
+            matched = list_models(item)
+            if not matched:
+                raise KeyError(f"--models: pattern {item!r} matches no registered model")
+        else:
+            matched = [get_model_info(item).name]
+        names += [m for m in matched if m not in names]
+    if not names:
+        raise ValueError("--models: no model given")
+    return names
+
+
+def expand_datasets(spec: str) -> list[str]:
+    """Comma-separated dataset names (any accepted alias) -> canonical names."""
+    from .datasets import get_spec
+
+    names: list[str] = []
+    for item in (p.strip() for p in spec.split(",") if p.strip()):
+        name = get_spec(item).name
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError("--datasets: no dataset given")
+    return names
+
+
+def plan_jobs(
+    models: Sequence[str],
+    datasets: Sequence[str],
+    folds: Sequence[int],
+    protocol: Protocol,
+    options: TrainOptions,
+    data_root: str | Path,
+    results: str | Path,
+) -> list[TrainJob]:
+    """The grid in run order: dataset, then model, then fold."""
+    return [
+        TrainJob(m, d, k, protocol, options, str(data_root), str(results))
+        for d in datasets for m in models for k in folds
+    ]
+
+
+# --- state on disk --------------------------------------------------------------------
+
+def _read_or_none(path: Path) -> Any:
+    """A JSON file's content, or None when absent or unreadable (half-written by another process)."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
+def job_state(job: TrainJob) -> JobState:
+    """Read the job's folder: record, checkpoint summary and lock (files of another protocol are ignored)."""
+    folder = job.run_dir
+    protocol = job.effective_protocol().to_dict()
+    record = _read_or_none(folder / RECORD_NAME)
+    record = record if isinstance(record, dict) and same_protocol(record.get("protocol"), protocol) else {}
+    if record.get("status") == "done":
+        dsc = ((record.get("final") or {}).get("paper") or {}).get("dsc")
+        return JobState("done", f"DSC {dsc:.2f}" if isinstance(dsc, (int, float)) else "")
+    holder = lock_holder(folder / LOCK_NAME)
+    if holder is not None and not lock_is_stale(folder / LOCK_NAME, holder):
+        return JobState("locked", f"by pid {holder.get('pid')} on {holder.get('host')} since {holder.get('time')}")
+    if record.get("status") == "failed":
+        return JobState("failed", str(record.get("error") or ""))
+    info = _read_or_none(folder / CHECKPOINT_INFO_NAME)
+    if isinstance(info, dict) and same_protocol(info.get("protocol"), protocol):
+        return JobState("partial", f"epoch {info.get('epoch')}/{info.get('epochs')}")
+    return JobState("todo")
+
+
+# --- locks ----------------------------------------------------------------------------
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """The lock's content ({} when it exists but is not readable yet), or None without a lock."""
+    if not path.exists():
+        return None
+    content = _read_or_none(path)
+    return content if isinstance(content, dict) else {}
+
+
+def lock_is_stale(path: Path, holder: dict[str, Any], stale_after_s: float = LOCK_STALE_AFTER_S) -> bool:
+    """Stale: its process is dead on this host, or it was not touched for `stale_after_s`."""
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        if not _pid_alive(holder["pid"]):
+            return True
+    try:
+        return time.time() - path.stat().st_mtime > stale_after_s
+    except FileNotFoundError:
+        return True
+
+
+class JobLock:
+    """An exclusive lock file for one job folder (see the module docstring)."""
+
+    def __init__(self, path: Path, stale_after_s: float = LOCK_STALE_AFTER_S) -> None:
+        self.path = Path(path)
+        self.stale_after_s = stale_after_s
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    def acquire(self) -> bool:
+        """Take the lock (breaking a stale one); False when another live runner holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._break_if_stale():
+                    return False
+                continue
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "token": self.token}
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(info, handle)
+            self.held = True
+            return True
+        return False
+
+    def _break_if_stale(self) -> bool:
+        """Remove a stale lock, serialised by a second O_EXCL file so two runners never both break it."""
+        breaker = self.path.with_name(self.path.name + ".break")
+        try:
+            fd = os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                if time.time() - breaker.stat().st_mtime > BREAKER_STALE_AFTER_S:
+                    breaker.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
+            return False
+        os.close(fd)
+        try:
+            holder = lock_holder(self.path)
+            if holder is not None and not lock_is_stale(self.path, holder, self.stale_after_s):
+                return False
+            self.path.unlink(missing_ok=True)
+            return True
+        finally:
+            breaker.unlink(missing_ok=True)
+
+    def heartbeat(self) -> None:
+        """Mark the lock as alive (called every epoch)."""
+        if self.held:
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:
+                pass
+
+    def release(self) -> None:
+        """Remove the lock if it is still ours."""
+        if self.held and (lock_holder(self.path) or {}).get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+# --- running --------------------------------------------------------------------------
+
+def run_job(job: TrainJob) -> JobOutcome:
+    """Train one job unless it is done or locked; module-level so executors can pickle it."""
+    start = time.monotonic()
+    if job_state(job).status == "done":
+        return JobOutcome(job, "skipped", "already done")
+    lock = JobLock(job.run_dir / LOCK_NAME)
+    if not lock.acquire():
+        return JobOutcome(job, "locked", job_state(job).detail)
+    try:
+        if job_state(job).status == "done":  # finished by another runner meanwhile
+            return JobOutcome(job, "skipped", "already done")
+        record = run_training(
+            job.model, job.dataset, job.fold, job.protocol, job.options, job.data_root, job.run_dir,
+            on_epoch_end=lock.heartbeat,
+        )
+    finally:
+        lock.release()
+    detail = record["error"] or ""
+    return JobOutcome(job, record["status"], detail, time.monotonic() - start, record)
+
+
+def run_grid(jobs: Sequence[TrainJob], executor: Executor | None = None, progress: bool = True) -> list[JobOutcome]:
+    """Run every job through `executor` (default: local), with a grid progress bar; return the outcomes."""
+    from tqdm import tqdm
+
+    executor = executor or LocalExecutor()
+    outcomes: list[JobOutcome] = []
+    with tqdm(total=len(jobs), desc="grid", unit="job", file=sys.stderr, disable=not progress or None,
+              dynamic_ncols=True) as bar:
+        for outcome in executor.map(list(jobs), run_job):
+            outcomes.append(outcome)
+            bar.set_postfix_str(f"{outcome.job.label} {outcome.status}")
+            bar.update()
+            if outcome.status == "failed":
+                bar.write(f"{outcome.job.label}: failed: {outcome.detail}", file=sys.stderr)
+    return outcomes
+
+
+def iter_states(jobs: Sequence[TrainJob]) -> Iterator[tuple[TrainJob, JobState]]:
+    """Each job with its state on disk (for --dry-run)."""
+    for job in jobs:
+        yield job, job_state(job)

@@ -1,0 +1,422 @@
+"""Fit one (model, dataset, fold) under a `Protocol`, evaluate the test fold, write the run record.
+
+The fold's slices are decoded once and moved to the training device once as uint8; every
+batch is augmented there (benchmark.augment). The loss is summed on the device and read
+back once per epoch, which is also when divergence (a NaN/inf loss) is detected. Training
+is deterministic on the CPU for a given seed: model initialisation and dropout use the
+seeded global generators, shuffling and augmentation a dedicated generator; all of them are
+saved in the checkpoint at the end of every epoch, so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import augment_batch, draw_pass
+from .env import environment, resolve_device
+from .io import atomic_write, atomic_write_json
+from .protocol import Protocol, for_model
+from .records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to run (not what to compute): recorded beside the protocol, not compared with it."""
+
+    device: str | None = None  # None: cuda when available, else cpu
+    amp: str | None = None  # None (fp32, the paper's), "bf16" or "fp16"
+    channels_last: bool = False
+    compile: str | None = None  # None, or a torch.compile mode: "default", "reduce-overhead", "max-autotune"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.amp not in (None, *AMP_DTYPES):
+            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)} or None, got {self.amp!r}")
+
+    def to_dict(self, device: torch.device) -> dict[str, Any]:
+        """What the record says about how the job ran."""
+        return {
+            "device": str(device),
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "compile": self.compile,
+            "cudnn_benchmark": device.type == "cuda",
+        }
+
+
+@dataclass
+class FoldData:
+    """One fold's training slices on the device and test slices in host memory."""
+
+    train_images: torch.Tensor  # uint8 (N,H,W) on the training device
+    train_masks: torch.Tensor  # bool (N,H,W) on the training device
+    test_ids: list[str]
+    test_images: np.ndarray  # uint8 (M,H,W)
+    test_masks: np.ndarray  # bool (M,H,W)
+    mean: float
+    std: float
+    class_weights: np.ndarray  # float64 (2,)
+
+    def summary(self) -> dict[str, Any]:
+        """The record's `data` section."""
+        return {
+            "n_train": int(self.train_images.shape[0]),
+            "n_test": len(self.test_ids),
+            "size_px": int(self.train_images.shape[-1]),
+            "mean": self.mean,
+            "std": self.std,
+            "class_weights": [float(w) for w in self.class_weights],
+        }
+
+
+def load_fold_data(dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device) -> FoldData:
+    """Decode the fold's slices at `size_px` once; training split statistics; training slices to `device`."""
+    from .datasets import class_weights, get_folds, load_dataset, normalization_stats, train_ids
+
+    folds = get_folds(dataset, data_root)
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"{dataset}: fold {fold} out of range 0..{len(folds) - 1}")
+    train = load_dataset(dataset, data_root, ids=train_ids(folds, fold), size=size_px)
+    test = load_dataset(dataset, data_root, ids=folds[fold], size=size_px)
+    mean, std = normalization_stats(train.images)
+    return FoldData(
+        train_images=torch.from_numpy(np.ascontiguousarray(train.images)).to(device),
+        train_masks=torch.from_numpy(np.ascontiguousarray(train.masks)).to(device),
+        test_ids=list(test.ids),
+        test_images=test.images,
+        test_masks=test.masks,
+        mean=mean,
+        std=std,
+        class_weights=class_weights(train.masks),
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model init, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def capture_rng(augment_generator: torch.Generator) -> dict[str, Any]:
+    """Every random state a run depends on, in a form `torch.load(weights_only=True)` accepts."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": [version, list(internal), gauss_next],
+        "augment": augment_generator.get_state(),
+    }
+
+
+def restore_rng(state: dict[str, Any], augment_generator: torch.Generator) -> None:
+    """Inverse of `capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    augment_generator.set_state(state["augment"])
+
+
+class Trainer:
+    """The model, optimiser, schedule and random state of one run, stepped an epoch at a time."""
+
+    def __init__(self, model_name: str, data: FoldData, protocol: Protocol, options: TrainOptions) -> None:
+        from models import create_model, get_model_info
+
+        self.protocol, self.options, self.data = protocol, options, data
+        self.device = data.train_images.device
+        seed_everything(protocol.seed)
+        self.model = create_model(model_name).to(self.device)
+        if options.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.aux_weights = get_model_info(model_name).aux_weights
+        self.model_name = model_name
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps,
+            weight_decay=protocol.weight_decay, fused=self.device.type == "cuda",
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
+        self.amp_dtype = AMP_DTYPES.get(options.amp or "")
+        self.step_model = torch.compile(self.model, mode=options.compile) if options.compile else self.model
+        self.loss_weight = torch.tensor(data.class_weights, dtype=torch.float32, device=self.device)
+        self.generator = torch.Generator().manual_seed(protocol.seed)
+        self.n_train = int(data.train_images.shape[0])
+        self.total_iterations = protocol.total_iterations(self.n_train)
+        if self.total_iterations == 0:
+            raise ValueError(f"{self.n_train} training slices make no batch of {protocol.batch_size} (drop_last)")
+        self.epoch = 0
+        self.iteration = 0
+        self.images_trained = 0
+        self.train_s = 0.0
+        self.eval_s = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    def iterate_epoch(self) -> Iterator[tuple[float, int, torch.Tensor, torch.Tensor]]:
+        """(lr, size_px, slice indices, crop/flip params) of every iteration of the next epoch, in order."""
+        p = self.protocol
+        for scale, margin in p.passes:
+            size_px = p.pass_size_px(scale)
+            draw = draw_pass(
+                self.generator, self.n_train, p.batch_size, size_px, p.margin_px(margin),
+                p.crop_prob, p.flip_prob, p.drop_last,
+            ).to(self.device)
+            for index, params in draw.batches():
+                yield p.lr_at(self.iteration, self.total_iterations), size_px, index, params
+                self.iteration += 1
+
+    def train_epoch(self, on_step: Callable[[], None] | None = None) -> dict[str, Any]:
+        """One epoch (every pass); returns its history entry. Raises DivergenceError on a NaN/inf loss."""
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        steps = images = 0
+        lr = float("nan")
+        start = time.perf_counter()
+        for lr, size_px, index, params in self.iterate_epoch():
+            x, y = augment_batch(
+                self.data.train_images[index], self.data.train_masks[index], params, size_px,
+                self.data.mean, self.data.std,
+            )
+            if self.options.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss_sum += self._step(x, y, lr)
+            steps += 1
+            images += len(index)
+            if on_step is not None:
+                on_step()
+        train_loss = loss_sum.item() / steps  # the epoch's one host sync
+        self.train_s += time.perf_counter() - start
+        self.images_trained += images
+        self.epoch += 1
+        if not math.isfinite(train_loss):
+            raise DivergenceError(f"training loss is {train_loss} in epoch {self.epoch} (diverged)")
+        return {"epoch": self.epoch, "train_loss": train_loss, "lr": lr, "test": None}
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """One optimiser step at learning rate `lr`; returns the loss (on the device, detached)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            loss = self.loss(self.step_model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def loss(self, outputs: torch.Tensor | tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
+        """Class-weighted CE of each output (upsampled to the target) times its `aux_weights` entry, summed."""
+        from models.layers import upsample_to
+
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        if len(outputs) != len(self.aux_weights):
+            raise ValueError(
+                f"model {self.model_name!r} returned {len(outputs)} output(s) in train mode, "
+                f"but its aux_weights {self.aux_weights} expect {len(self.aux_weights)}"
+            )
+        total = torch.zeros((), device=target.device)
+        for weight, logits in zip(self.aux_weights, outputs):
+            logits = upsample_to(logits, target.shape[-2:]).float()
+            total = total + weight * F.cross_entropy(logits, target, weight=self.loss_weight)
+        return total
+
+    def evaluate(self) -> Any:
+        """Per-slice metrics (pandas DataFrame) of the current model on the test fold."""
+        from .evaluate import predict
+        from .metrics import slice_metrics
+
+        start = time.perf_counter()
+        pred = predict(self.model, self.data.test_images, self.data.mean, self.data.std, self.device,
+                       batch_size=self.protocol.eval_batch_size)
+        self.model.train()
+        per_slice = slice_metrics(pred, self.data.test_masks, self.data.test_ids)
+        self.eval_s += time.perf_counter() - start
+        return per_slice
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this epoch ended."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "images_trained": self.images_trained,
+            "train_s": self.train_s,
+            "eval_s": self.eval_s,
+            "history": self.history,
+            "rng": capture_rng(self.generator),
+            "protocol": self.protocol.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        for key in ("epoch", "iteration", "images_trained", "train_s", "eval_s", "history"):
+            setattr(self, key, state[key])
+        restore_rng(state["rng"], self.generator)
+
+    def timings(self) -> dict[str, float | None]:
+        """The record's `timings`: seconds training / evaluating and training throughput."""
+        return {
+            "train_s": self.train_s,
+            "eval_s": self.eval_s,
+            "train_img_s": self.images_trained / self.train_s if self.train_s > 0 else None,
+        }
+
+
+def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
+    """Write last.pt (atomically) and its small JSON summary last.json."""
+    atomic_write(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(trainer.state_dict(), tmp))
+    atomic_write_json(run_dir / CHECKPOINT_INFO_NAME, {
+        "epoch": trainer.epoch, "epochs": trainer.protocol.epochs, "iteration": trainer.iteration,
+        "protocol": trainer.protocol.to_dict(), "saved_at": _now(),
+    })
+
+
+def resume(trainer: Trainer, run_dir: Path) -> bool:
+    """Load last.pt when it exists and was written under the same protocol; True when resumed."""
+    from .records import same_protocol
+
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return False
+    state = torch.load(path, map_location=trainer.device, weights_only=True)
+    if not same_protocol(state.get("protocol"), trainer.protocol.to_dict()):
+        print(f"{path}: written under another protocol; training from scratch", file=sys.stderr)
+        return False
+    trainer.load_state_dict(state)
+    return True
+
+
+def describe_error(err: BaseException) -> str:
+    """A failed record's `error`: the kind of failure and its message."""
+    if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+        return f"out of memory: {err}".strip()
+    if isinstance(err, DivergenceError):
+        return f"diverged: {err}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_training(
+    model: str,
+    dataset: str,
+    fold: int,
+    protocol: Protocol,
+    options: TrainOptions,
+    data_root: str | Path,
+    run_dir: str | Path,
+    on_epoch_end: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Train (resuming from last.pt when present), test the final model, write record.json; return it.
+
+    Divergence, out-of-memory and other errors give a record with status "failed"; Ctrl-C
+    propagates, leaving the checkpoint of the last finished epoch for the next run.
+    """
+    from models import get_model_info
+
+    run_dir = Path(run_dir)
+    protocol, exception = for_model(protocol, model)
+    device = resolve_device(options.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    started_at = _now()
+    trainer: Trainer | None = None
+    data: FoldData | None = None
+    final, error, csv_name, resumed_from = None, None, None, None
+    try:
+        data = load_fold_data(dataset, fold, data_root, protocol.base_size, device)
+        trainer = Trainer(model, data, protocol, options)
+        resumed_from = trainer.epoch if resume(trainer, run_dir) else None
+        per_slice = _train_epochs(trainer, run_dir, f"{dataset}/{model}/fold{fold}", on_epoch_end)
+        final = _fold_summary(per_slice)
+        atomic_write(run_dir / PER_SLICE_NAME, lambda tmp: per_slice.to_csv(tmp, index=False))
+        csv_name = PER_SLICE_NAME
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - every failure is recorded and the grid goes on
+        error = describe_error(err)
+        if not isinstance(err, (DivergenceError, torch.OutOfMemoryError)):
+            traceback.print_exc(file=sys.stderr)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    record = RunRecord(
+        status="failed" if error else "done",
+        model=model,
+        dataset=dataset,
+        fold=fold,
+        seed=protocol.seed,
+        protocol=protocol.to_dict(),
+        protocol_exception=exception,
+        model_info=get_model_info(model).to_dict(),
+        environment=environment(device),
+        options=options.to_dict(device),
+        data=data.summary() if data is not None else {},
+        timings=trainer.timings() if trainer else {"train_s": None, "eval_s": None, "train_img_s": None},
+        history=trainer.history if trainer else [],
+        final=final,
+        error=error,
+        per_slice_csv=csv_name,
+        iterations=trainer.iteration if trainer else 0,
+        resumed_from_epoch=resumed_from,
+        started_at=started_at,
+        finished_at=_now(),
+    ).to_dict()
+    atomic_write_json(run_dir / RECORD_NAME, record)
+    return record
+
+
+def _fold_summary(per_slice: Any) -> dict[str, dict[str, float]]:
+    from .metrics import fold_summary
+
+    return fold_summary(per_slice)
+
+
+def _train_epochs(trainer: Trainer, run_dir: Path, label: str, on_epoch_end: Callable[[], None] | None) -> Any:
+    """Run the remaining epochs with a progress bar, checkpointing each; return the final per-slice metrics."""
+    from tqdm import tqdm
+
+    per_slice = None
+    with tqdm(total=trainer.total_iterations, initial=trainer.iteration, desc=label, unit="it", leave=False,
+              file=sys.stderr, disable=not trainer.options.progress or None, dynamic_ncols=True) as bar:
+        while trainer.epoch < trainer.protocol.epochs:
+            entry = trainer.train_epoch(on_step=lambda: bar.update())
+            if trainer.protocol.is_eval_epoch(entry["epoch"]):
+                per_slice = trainer.evaluate()
+                entry["test"] = {"paper": _fold_summary(per_slice)["paper"]}
+            trainer.history.append(entry)
+            save_checkpoint(trainer, run_dir)
+            bar.set_postfix(epoch=f"{trainer.epoch}/{trainer.protocol.epochs}", loss=f"{entry['train_loss']:.4f}")
+            if on_epoch_end is not None:
+                on_epoch_end()
+    return per_slice if per_slice is not None else trainer.evaluate()

@@ -1,0 +1,144 @@
+"""The training protocol: presets, `--set` parsing, the paper's iteration plan and lr, augmentation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.augment import augment_batch, crop_flip_params, draw_pass
+from benchmark.protocol import MODEL_EXCEPTIONS, PRESETS, Protocol, for_model, get_protocol
+from benchmark.train import FoldData, Trainer, TrainOptions
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the 2-core test machine is shared, and several threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_paper_preset_is_the_release_recipe():
+    p = PRESETS["paper"]
+    assert (p.lr, p.betas, p.eps, p.weight_decay, p.poly_power) == (1e-3, (0.9, 0.999), 1e-8, 1e-4, 0.9)
+    assert (p.epochs, p.batch_size, p.drop_last, p.base_size) == (80, 5, True, 512)
+    assert p.passes == ((1.5, 50), (1.25, 50), (0.75, 16), (1.0, 16))
+    assert (p.crop_prob, p.flip_prob) == (0.5, 0.5)
+    assert [p.pass_size_px(s) for s, _ in p.passes] == [768, 640, 384, 512]
+    assert PRESETS["fast"].passes == ((1.0, 16),) and PRESETS["fast"].epochs < p.epochs
+
+
+def test_set_overrides_parse_by_field_type():
+    p = get_protocol("paper", ["epochs=3", "passes=((1.0, 16),)", "drop_last=false", "betas=0.8,0.95", "lr=2e-3"])
+    assert p.epochs == 3 and p.passes == ((1.0, 16),) and p.drop_last is False
+    assert p.betas == (0.8, 0.95) and p.lr == 0.002 and isinstance(p.passes[0][0], float)
+    assert get_protocol("smoke", seed=7).seed == 7
+    assert p.to_dict()["differs_from_preset"] == ["betas", "drop_last", "epochs", "lr", "passes"]
+
+
+@pytest.mark.parametrize(
+    "assignment, error, text",
+    [
+        ("epoch=3", KeyError, "fields: name, epochs, batch_size"),
+        ("epochs=three", ValueError, "'epochs' expects int"),
+        ("epochs=2.5", ValueError, "'epochs' expects int"),
+        ("passes=(1.0, 16)", ValueError, "'passes' expects"),
+        ("epochs=0", ValueError, "epochs must be >= 1"),
+        ("flip_prob=1.5", ValueError, "probabilities"),
+        ("epochs", ValueError, "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_problem(assignment, error, text):
+    with pytest.raises(error, match=text.replace("(", r"\(").replace(")", r"\)")):
+        get_protocol("paper", [assignment])
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(KeyError, match="paper, fast, smoke"):
+        get_protocol("quick")
+
+
+def test_to_dict_is_json_and_records_the_model_exception():
+    d = json.loads(json.dumps(PRESETS["paper"].to_dict()))
+    assert d["passes"] == [[1.5, 50], [1.25, 50], [0.75, 16], [1.0, 16]] and d["differs_from_preset"] == []
+    assert MODEL_EXCEPTIONS == {}
+    assert for_model(PRESETS["paper"], "miniseg") == (PRESETS["paper"], None)
+
+
+def test_margins_scale_with_base_size():
+    assert PRESETS["paper"].margin_px(50) == 50
+    assert PRESETS["paper"].with_overrides({"base_size": 128}).margin_px(50) == 12
+
+
+def _fake_fold(n_train: int) -> FoldData:
+    """A FoldData with `n_train` blank 8x8 slices: enough for the schedule, nothing is trained."""
+    return FoldData(
+        train_images=torch.zeros(n_train, 8, 8, dtype=torch.uint8), train_masks=torch.zeros(n_train, 8, 8, dtype=torch.bool),
+        test_ids=[], test_images=np.zeros((0, 8, 8), np.uint8), test_masks=np.zeros((0, 8, 8), bool),
+        mean=0.5, std=0.25, class_weights=np.array([1.0, 1.0]),
+    )
+
+
+def test_paper_iteration_plan_for_ct100_fold0_is_what_the_trainer_steps():
+    """79 training slices: 15 batches per pass, 60 per epoch, 4,800 in all; poly lr at those iterations."""
+    protocol = PRESETS["paper"]
+    trainer = Trainer("miniseg", _fake_fold(79), protocol, TrainOptions(device="cpu"))
+    assert (protocol.batches_per_pass(79), protocol.iterations_per_epoch(79), trainer.total_iterations) == (15, 60, 4800)
+    lrs, sizes, per_epoch = [], [], []
+    for _ in range(protocol.epochs):
+        start = len(lrs)
+        for lr, size_px, index, params in trainer.iterate_epoch():
+            assert index.shape == (5,) and params.shape == (5, 3)
+            lrs.append(lr)
+            sizes.append(size_px)
+        per_epoch.append(len(lrs) - start)
+    assert len(lrs) == trainer.iteration == 4800 and set(per_epoch) == {60}
+    assert sizes[:60] == [768] * 15 + [640] * 15 + [384] * 15 + [512] * 15
+    assert lrs[0] == pytest.approx(1e-3, rel=1e-12)
+    assert lrs[2400] == pytest.approx(1e-3 * 0.5**0.9, rel=1e-12)
+    assert lrs[4799] == pytest.approx(1e-3 * (1 / 4800) ** 0.9, rel=1e-12)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_a_pass_visits_each_slice_at_most_once_and_drops_the_last_partial_batch():
+    draw = draw_pass(torch.Generator().manual_seed(0), 79, 5, 512, 16, 0.5, 0.5)
+    assert len(draw) == 15 and len(draw.order) == 75 and len(set(draw.order.tolist())) == 75
+    again = draw_pass(torch.Generator().manual_seed(0), 79, 5, 512, 16, 0.5, 0.5)
+    assert torch.equal(draw.order, again.order) and torch.equal(draw.params, again.params)
+    margins, flips = draw.params[:, :2], draw.params[:, 2]
+    assert ((margins >= 0) & (margins <= 16)).all() and (margins == 16).any()
+    assert 0.2 < (margins.sum(1) == 0).float().mean() < 0.8  # about half not cropped (crop_prob 0.5)
+    assert 0.2 < flips.mean() < 0.8 and set(flips.tolist()) == {0.0, 1.0}
+    assert len(draw_pass(torch.Generator(), 79, 5, 64, 2, 0.5, 0.5, drop_last=False)) == 16
+
+
+def test_crop_resize_flip_match_explicit_operations():
+    """The one-resample crop equals cropping and resizing back (bilinear); the flip is a row reversal."""
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 20, 20), generator=gen, dtype=torch.uint8)
+    masks = torch.rand(2, 20, 20, generator=gen) > 0.5
+    params = crop_flip_params(torch.tensor([[3, 2], [0, 0]]), torch.tensor([False, True]))
+    x, y = augment_batch(images, masks, params, 20, mean=0.5, std=0.25)
+    normalised = (images.float() / 255 - 0.5) / 0.25
+    cropped = F.interpolate(normalised[None, :1, 3:17, 2:18], size=(20, 20), mode="bilinear", align_corners=False)
+    assert x.shape == (2, 3, 20, 20) and y.dtype == torch.int64
+    torch.testing.assert_close(x[0, 0], cropped[0, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(x[1, 2], normalised[1].flip(0), atol=1e-5, rtol=0)
+    assert torch.equal(y[1], masks[1].flip(0).long())
+    assert set(y.unique().tolist()) <= {0, 1}
+
+
+def test_rescale_pass_resizes_images_bilinear_and_masks_nearest():
+    images = torch.arange(64, dtype=torch.uint8).reshape(1, 8, 8)
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True
+    identity = crop_flip_params(torch.zeros(1, 2, dtype=torch.long), torch.tensor([False]))
+    x, y = augment_batch(images, masks, identity, 12, mean=0.0, std=1.0)
+    expected = F.interpolate(images[None].float() / 255, size=(12, 12), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(x[0, 0], expected[0, 0], atol=1e-6, rtol=0)
+    assert torch.equal(y[0], F.interpolate(masks[None].float(), size=(12, 12), mode="nearest")[0, 0].long())
+    assert y.sum() == 36

@@ -1,0 +1,119 @@
+"""The trainer: deep-supervision loss, exact resume from a state dict, failures recorded, real CT100."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.protocol import get_protocol
+from benchmark.records import read_run_record, validate_run_record
+from benchmark.train import FoldData, Trainer, TrainOptions, run_training
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the 2-core test machine is shared, and several threads thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _random_fold(n_train: int = 16, size_px: int = 32, seed: int = 0) -> FoldData:
+    """Blob-like random slices, enough to take a few real optimiser steps."""
+    gen = np.random.default_rng(seed)
+    images = gen.integers(0, 256, (n_train + 4, size_px, size_px), dtype=np.uint8)
+    masks = images > 180
+    return FoldData(
+        train_images=torch.from_numpy(images[:n_train]), train_masks=torch.from_numpy(masks[:n_train]),
+        test_ids=[f"s{i}" for i in range(4)], test_images=images[n_train:], test_masks=masks[n_train:],
+        mean=0.5, std=0.29, class_weights=np.array([1.5, 4.0]),
+    )
+
+
+SMALL = get_protocol("smoke", ["epochs=3", "passes=((1.0, 2),)"])
+
+
+def test_loss_sums_weighted_heads_upsampled_to_the_target():
+    trainer = Trainer("miniseg", _random_fold(), SMALL, TrainOptions(device="cpu"))
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 2, (2, 16, 16), generator=gen)
+    heads = [torch.randn(2, 2, 16, 16, generator=gen)] + [torch.randn(2, 2, 8, 8, generator=gen) for _ in range(3)]
+    weight = torch.tensor([1.5, 4.0])
+    expected = sum(
+        w * F.cross_entropy(F.interpolate(h, size=(16, 16), mode="bilinear", align_corners=False), target, weight=weight)
+        for w, h in zip((1.0, 0.4, 0.4, 0.4), heads)
+    )
+    torch.testing.assert_close(trainer.loss(tuple(heads), target), expected)
+    with pytest.raises(ValueError, match="returned 1 output"):
+        trainer.loss(heads[0], target)
+
+
+def test_resuming_from_a_state_dict_continues_exactly():
+    """Two epochs straight equal one epoch, a save/load round trip into a new trainer, one more epoch."""
+    straight = Trainer("miniseg", _random_fold(), SMALL, TrainOptions(device="cpu"))
+    first = straight.train_epoch()
+    buffer = io.BytesIO()
+    torch.save(straight.state_dict(), buffer)
+    second = straight.train_epoch()
+
+    torch.manual_seed(123)  # the global generator is restored from the checkpoint, whatever it holds now
+    resumed = Trainer("miniseg", _random_fold(), SMALL, TrainOptions(device="cpu"))
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    again = resumed.train_epoch()
+    assert first["train_loss"] != second["train_loss"]
+    assert (again["train_loss"], again["lr"], resumed.iteration) == (second["train_loss"], second["lr"], straight.iteration)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_divergence_is_recorded_as_failed(synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "_step", lambda self, x, y, lr: torch.tensor(float("nan")))
+    record = run_training("miniseg", "synthetic", 1, get_protocol("smoke"), TrainOptions(device="cpu", progress=False),
+                          synthetic_root, tmp_path)
+    assert record["status"] == "failed" and record["error"].startswith("diverged: training loss is nan in epoch 1")
+    assert record["final"] is None and record["history"] == []
+    assert validate_run_record(read_run_record(tmp_path / "record.json").to_dict()) == []
+    assert not (tmp_path / "last.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_one_fast_epoch_on_real_ct100_fold0_at_128px(shared_data, tmp_path):
+    """The `fast` protocol, one epoch, on ../shared/data's CT100: 79 training slices -> 15 steps."""
+    if not (shared_data / "COVID-19-CT100").is_dir():
+        pytest.skip(f"real data not present: {shared_data / 'COVID-19-CT100'}")
+    protocol = get_protocol("fast", ["epochs=1", "base_size=128"])
+    record = run_training("miniseg", "CT100", 0, protocol, TrainOptions(device="cpu", progress=False),
+                          shared_data, tmp_path)
+    assert record["status"] == "done", record["error"]
+    assert record["iterations"] == 15 and record["data"]["n_train"] == 79 and record["data"]["n_test"] == 20
+    assert record["data"]["size_px"] == 128
+    assert record["data"]["mean"] == pytest.approx(0.6024, abs=0.01)  # fold 1 at 512 px: 0.6023964
+    assert np.isfinite(record["history"][0]["train_loss"]) and record["history"][0]["test"]["paper"]["n_slices"] == 20
+    for policy in ("paper", "strict"):
+        assert 0 <= record["final"][policy]["dsc"] <= 100
+    assert record["timings"]["train_img_s"] > 0 and record["protocol"]["base_size"] == 128
+    assert len((tmp_path / "per_slice.csv").read_text().splitlines()) == 21
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_channels_last_train_on_cpu(amp):
+    options = TrainOptions(device="cpu", amp=amp, channels_last=True)
+    trainer = Trainer("miniseg", _random_fold(), SMALL, options)
+    entry = trainer.train_epoch()
+    assert np.isfinite(entry["train_loss"]) and trainer.iteration == 2
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    assert options.to_dict(trainer.device) == {"device": "cpu", "amp": amp, "channels_last": True, "compile": None,
+                                              "cudnn_benchmark": False}
+    with pytest.raises(ValueError, match="amp must be one of"):
+        TrainOptions(amp="fp8")
