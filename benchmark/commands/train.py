@@ -14,7 +14,7 @@ Examples:
   run_benchmark.py train --models miniseg --datasets CT100 --set epochs=40 --set 'passes=((1.0, 16),)'
   run_benchmark.py train --models miniseg --datasets CT100 --amp bf16 --channels-last --compile
   run_benchmark.py train --models miniseg,unet --datasets CT100 --executor pool --workers 2
-  run_benchmark.py train --models '*' --datasets CT100,P9,P20,P1110 --executor ray --ray-address auto --gpus-per-job 0.25
+  run_benchmark.py train --models '*' --datasets CT100,P9 --executor ray --ray-address auto --gpus-per-job 0.25
 """
 from __future__ import annotations
 
