@@ -1,10 +1,175 @@
-"""profile (not available yet: issue 6)."""
-from ._pending import not_available
+"""Profile models: parameters, MACs, latency and throughput on this machine's CPU or GPU.
+
+For each model: `params` (training model, auxiliary heads included: the paper's #Param),
+`params_inference` (auxiliary heads dropped), `params_active` (parameters the eval forward
+actually uses), `gmacs` (fvcore, one 1x3xSIZExSIZE input; the paper's "GFLOPs" are these
+GMACs), `gflops` (= 2 x gmacs), fvcore's uncounted ops, and torch's FlopCounterMode count as
+a cross-check. Then every (method, mode, batch size) is timed in eval mode under no_grad with
+cudnn.benchmark on. Records go to <results>/profile/<device-slug>/<model>.json.
+
+Modes (--modes, comma-separated; join options with '+'):
+  eager          fp32, no options: the paper's forward
+  bf16, fp16     autocast to bfloat16 / float16 (one of the two)
+  channels_last  model and input in channels_last memory format
+  compile        torch.compile (inductor); the warm-up absorbs compilation
+  cudagraph      capture the forward on a static input in a CUDA graph and time its replay
+                 (with compile: torch.compile mode 'reduce-overhead'); CUDA only, recorded
+                 as "skipped: needs CUDA" on a CPU
+  e.g. --modes eager,bf16+channels_last,bf16+channels_last+cudagraph,bf16+channels_last+compile
+
+Methods (--method, comma-separated):
+  events  --warmup untimed calls, then --repeats calls each timed alone (CUDA events on a GPU,
+          perf_counter on a CPU), synchronised; reports the median and the IQR
+  paper   the MiniSeg release's loop: 100 calls between synchronisations, wall clock, first 11
+          dropped; throughput from the mean, as the release reports it (--warmup/--repeats unused)
+
+On a shared or busy CPU, fewer threads than cores (--threads 1) avoids OpenMP oversubscription;
+each timing entry records the 1-minute load average (load_avg_1m) beside its figures.
+
+latency_ms_* is the time of one forward of the whole batch; throughput_img_s = batch / that time.
+Out of memory: the batch is halved until it fits (recorded as oom_fallback_from); any other
+failure is recorded in that timing entry and the run goes on.
+
+Examples:
+  run_benchmark.py profile --models miniseg --device cuda
+  run_benchmark.py profile --models 'miniseg,smp-*' --modes eager,bf16+channels_last+compile --json
+  run_benchmark.py profile --models miniseg --method events,paper --batch-sizes 30
+  run_benchmark.py profile --device cpu --threads 1 --batch-sizes 1 --repeats 5 --warmup 1
+  run_benchmark.py profile --no-timing --size 256      # counts only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..cli import add_json, add_results
+
+DEFAULT_COUNTS = {"cuda": (10, 50), "cpu": (2, 10)}  # (warmup, repeats) per device type
+COUNT_COLUMNS = ["model", "params", "params_inference", "params_active", "gmacs", "gflops", "flop_counter_gmacs"]
+TIMING_COLUMNS = [
+    "model", "mode", "method", "batch_size", "latency_ms_median", "latency_ms_iqr", "throughput_img_s",
+    "peak_memory_mib", "oom_fallback_from", "error",
+]
 
 
-def add_arguments(parser) -> None:
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default=None, help="fnmatch pattern(s), comma-separated (default: all)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--modes", default="eager",
+                        help="comma-separated modes, options joined by '+' (default: eager)")
+    parser.add_argument("--batch-sizes", default="1,30", help="comma-separated batch sizes (default: 1,30)")
+    parser.add_argument("--size", type=int, default=512,
+                        help="input side in pixels, for MACs and timing (default: 512)")
+    parser.add_argument("--method", default="events",
+                        help="events, paper, or both comma-separated (default: events)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed calls before timing (default: 10 on GPU, 2 on CPU)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls (default: 50 on GPU, 10 on CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice); recorded, part of a CPU's slug")
+    parser.add_argument("--no-timing", action="store_true", help="count parameters and MACs only")
+    add_results(parser)
+    add_json(parser)
 
 
-def run(args) -> int:
-    return not_available("profile", 6)
+def parse_batch_sizes(text: str) -> list[int]:
+    """'1,30' -> [1, 30]; anything but positive integers is a ValueError."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--batch-sizes {text!r}: expected comma-separated positive integers") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-sizes {text!r}: batch sizes must be >= 1")
+    return list(dict.fromkeys(sizes))
+
+
+def parse_methods(text: str) -> list[str]:
+    """'events,paper' -> ['events', 'paper'], checked against the known methods."""
+    from ..profiling import METHODS
+
+    methods = list(dict.fromkeys(part.strip() for part in text.split(",")))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--method: unknown {unknown}; known: {', '.join(METHODS)}")
+    return methods
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Validated keyword arguments of profile_model (the device included)."""
+    import torch
+
+    from ..env import resolve_device
+    from ..profiling import parse_modes
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    warmup, repeats = DEFAULT_COUNTS["cuda" if device.type == "cuda" else "cpu"]
+    warmup = warmup if args.warmup is None else args.warmup
+    repeats = repeats if args.repeats is None else args.repeats
+    if warmup < 0 or repeats < 1 or args.size < 1:
+        raise ValueError("--warmup must be >= 0, --repeats >= 1 and --size >= 1")
+    return {
+        "device": device, "size": args.size, "modes": parse_modes(args.modes),
+        "batch_sizes": parse_batch_sizes(args.batch_sizes), "methods": parse_methods(args.method),
+        "warmup": warmup, "repeats": repeats, "timing": not args.no_timing,
+    }
+
+
+def _profile_all(names: list[str], settings: dict[str, Any], results: Path) -> tuple[list[dict], list[str]]:
+    """Profile and write each model's record; failures are reported and the others go on."""
+    from tqdm import tqdm
+
+    from ..io import atomic_write_json
+    from ..profiling import profile_model, profile_path
+
+    records, failures = [], []
+    bar = tqdm(names, desc="profile", unit="model", file=sys.stderr, disable=None)
+    for name in bar:
+        bar.set_postfix_str(name)
+        show = lambda e: bar.set_postfix_str(f"{name} {e['mode']} {e['method']} bs{e['batch_size']}")  # noqa: E731
+        try:
+            record = profile_model(name, on_timing=show, **settings)
+        except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
+            failures.append(f"{name}: {type(err).__name__}: {err}")
+            continue
+        path = atomic_write_json(profile_path(results, settings["device"], name), record)
+        record["record_path"] = str(path)
+        records.append(record)
+    return records, failures
+
+
+def _print_tables(records: list[dict]) -> None:
+    from .._format import print_table
+
+    print_table(records, COUNT_COLUMNS)
+    timings = [{"model": r["model"], **t} for r in records for t in r["timings"]]
+    if timings:
+        print()
+        print_table(timings, TIMING_COLUMNS)
+    if records:
+        env = records[0]["environment"]
+        print(f"\n{env['device_name']} ({env['device']}), torch {env['torch']}, {env['torch_threads']} threads; "
+              f"records under {Path(records[0]['record_path']).parent}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from models import list_models
+
+    settings = _settings(args)
+    names = list_models(args.models)
+    if not names:
+        raise ValueError(f"no registered model matches {args.models!r}; `run_benchmark.py list` shows all")
+    records, failures = _profile_all(names, settings, args.results)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    else:
+        _print_tables(records)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
