@@ -8,9 +8,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
+import torch
 from torch import nn
 
-from .layers import ResizeOutputs
+from .layers import upsample_to
 from .registry import ModelInfo, add_model_info
 
 SMP_REFERENCE = "Iakubovskii, Segmentation Models PyTorch (github.com/qubvel-org/segmentation_models.pytorch)"
@@ -75,8 +76,30 @@ def replace_first_conv(module: nn.Module, in_channels: int) -> None:
                 return
 
 
-def _tv_outputs(raw: dict) -> tuple:
-    return (raw["out"], raw["aux"]) if "aux" in raw else (raw["out"],)
+class TorchvisionSegmentation(nn.Module):
+    """A torchvision segmentation model under the output contract.
+
+    Calls backbone and heads itself so that the auxiliary classifier runs only in train
+    mode (torchvision's own forward computes it in eval mode too, and throws it away).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.classifier = model.classifier
+        self.aux_classifier = getattr(model, "aux_classifier", None)
+
+    def forward(self, x: torch.Tensor):
+        features = self.backbone(x)
+        size = x.shape[-2:]
+        main = upsample_to(self.classifier(features) if self._takes_dict() else self.classifier(features["out"]), size)
+        if not self.training or self.aux_classifier is None:
+            return main
+        return main, upsample_to(self.aux_classifier(features["aux"]), size)
+
+    def _takes_dict(self) -> bool:
+        """LRASPP's head reads several backbone levels from the feature dict; the others read 'out'."""
+        return type(self.classifier).__name__ == "LRASPPHead"
 
 
 def build_torchvision(
@@ -85,14 +108,13 @@ def build_torchvision(
     """A torchvision segmentation model adapted to the output contract ((main, aux) in train mode)."""
     from torchvision.models import segmentation
 
-    kwargs = {"weights": None, "num_classes": num_classes}
+    kwargs = {"weights": None, "num_classes": num_classes, "weights_backbone": "DEFAULT" if pretrained else None}
     if with_aux:
         kwargs["aux_loss"] = True
-    kwargs["weights_backbone"] = "DEFAULT" if pretrained else None
     model = getattr(segmentation, builder)(**kwargs)
     if in_channels != 3:
         replace_first_conv(model.backbone, in_channels)
-    return ResizeOutputs(model, extract=_tv_outputs)
+    return TorchvisionSegmentation(model)
 
 
 def _register_all() -> None:

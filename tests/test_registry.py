@@ -138,3 +138,16 @@ def test_plugin_module_name(tmp_path, monkeypatch):
 def test_missing_plugin_file_is_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         load_plugin(str(tmp_path / "nope.py"))
+
+
+def test_torchvision_aux_head_runs_only_in_train_mode():
+    """torchvision's own forward computes the aux head in eval mode too; our wrapper must not."""
+    model = create_model("tv-fcn-resnet50")
+    calls = []
+    model.aux_classifier.register_forward_hook(lambda *_: calls.append(1))
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert calls == []
+    model.train()
+    assert len(model(torch.randn(2, 3, 64, 64))) == 2 and calls == [1]
