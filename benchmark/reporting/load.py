@@ -1,0 +1,326 @@
+"""Read the result records (runs, eval, profile) of a results folder into small typed rows.
+
+Missing keys are tolerated everywhere (a value that is not there stays None and is shown
+as missing, never as zero); a file that is not valid JSON or carries another schema is a
+clear error naming the file.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io import read_json
+
+PAPER_METRICS = ("miou", "sen", "spc", "dsc", "hd")
+KNOWN_DATASETS = ("CT100", "P9", "P20", "P1110", "synthetic")
+FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One test fold's metrics (fold is 0-based: fold k = CrossVal{k+1})."""
+
+    fold: int
+    paper: dict[str, float]
+    strict: dict[str, float]
+    n_slices: int | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Our result for one row of Table 5: a trained model or an evaluated source on one dataset."""
+
+    dataset: str
+    label: str
+    kind: str  # "run", "maps" or "weights"
+    model: str | None
+    paper_name: str | None
+    detail: str
+    folds: tuple[FoldResult, ...]
+    histories: dict[int, list[dict]] = field(default_factory=dict)
+    failed: tuple[str, ...] = ()
+
+    @property
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.dataset, self.kind, self.label)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One model profiled on one device: size, cost and the throughput we compare with the paper's FPS."""
+
+    device: str
+    device_name: str | None
+    model: str
+    paper_name: str | None
+    params: int | None
+    params_inference: int | None
+    gmacs: float | None
+    input_side: int | None
+    throughput_img_s: float | None
+    batch_size: int | None
+    latency_ms_bs1: float | None
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything the report reads from one results folder."""
+
+    entries: tuple[Entry, ...]
+    profiles: tuple[Profile, ...]
+    n_run_records: int
+    n_eval_records: int
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted({p.device for p in self.profiles})
+
+    def profile_of(self, model: str | None) -> Profile | None:
+        """The model's profile on the first device by name (params and MACs do not depend on the device)."""
+        mine = sorted((p for p in self.profiles if model and p.model == model), key=lambda p: p.device)
+        return mine[0] if mine else None
+
+    def profile_for(self, entry: Entry) -> Profile | None:
+        """The profile of the entry's model; for maps (no model), of a profiled model of the same paper row."""
+        if entry.model or not entry.paper_name:
+            return self.profile_of(entry.model)
+        same_row = sorted((p for p in self.profiles if p.paper_name == entry.paper_name),
+                          key=lambda p: (p.model, p.device))
+        return same_row[0] if same_row else None
+
+
+def canonical_dataset(name: str) -> str:
+    """'COVID-19-CT100', 'ct100' -> 'CT100'; unknown names are kept as given."""
+    short = re.sub(r"^covid-19-", "", name.strip(), flags=re.IGNORECASE)
+    for known in KNOWN_DATASETS:
+        if short.lower() == known.lower():
+            return known
+    return short
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for anything missing, non-numeric or NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def metric_dict(raw: Any) -> dict[str, float]:
+    """The numeric, finite metrics of a mapping (keys lowercased); counts (`n_*`) and `fold` are not metrics."""
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for key, value in raw.items():
+        name, num = str(key).lower(), number(value)
+        if num is not None and name != "fold" and not name.startswith("n_"):
+            out[name] = num
+    return out
+
+
+def slice_count(*blocks: Any) -> int | None:
+    """`n_slices` from the first metrics mapping that has it."""
+    for block in blocks:
+        if isinstance(block, dict) and number(block.get("n_slices")) is not None:
+            return int(block["n_slices"])
+    return None
+
+
+def _load(path: Path, schema_prefix: str) -> dict:
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema")
+    if schema is not None and not str(schema).startswith(schema_prefix):
+        raise ValueError(f"{path}: schema {schema!r} is not {schema_prefix}* (a file of another kind?)")
+    return data
+
+
+def model_paper_name(model: str | None, recorded: Any = None) -> str | None:
+    """The paper's row for a registry model: the registry's answer, else what the record says."""
+    if model:
+        try:
+            from models import get_model_info
+
+            return get_model_info(model).paper_name
+        except KeyError:
+            pass
+    return recorded if isinstance(recorded, str) and recorded else None
+
+
+def _protocol_name(protocol: Any) -> str | None:
+    if isinstance(protocol, dict):
+        for key in ("name", "preset"):
+            if isinstance(protocol.get(key), str):
+                return protocol[key]
+    return protocol if isinstance(protocol, str) else None
+
+
+def _history(raw: Any) -> list[dict]:
+    """Per-epoch rows {epoch, train_loss, dsc}; missing values stay None."""
+    rows = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict) or number(item.get("epoch")) is None:
+            continue
+        test = item.get("test") if isinstance(item.get("test"), dict) else {}
+        paper = metric_dict(test.get("paper"))
+        rows.append({"epoch": int(item["epoch"]), "train_loss": number(item.get("train_loss")),
+                     "dsc": paper.get("dsc")})
+    return sorted(rows, key=lambda r: r["epoch"])
+
+
+@dataclass
+class _RunGroup:
+    """The fold records of one (dataset, model) while they are read."""
+
+    folds: list[FoldResult] = field(default_factory=list)
+    histories: dict[int, list[dict]] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    protocols: set[str] = field(default_factory=set)
+    recorded_paper_name: str | None = None
+
+
+def _add_run(group: _RunGroup, rec: dict, fold: int) -> None:
+    """Fold one run record into its group: a finished fold, or a failure with its reason."""
+    info = rec.get("model_info") if isinstance(rec.get("model_info"), dict) else {}
+    group.recorded_paper_name = group.recorded_paper_name or info.get("paper_name")
+    protocol = _protocol_name(rec.get("protocol"))
+    if protocol:
+        group.protocols.add(protocol)
+    final = rec.get("final") if isinstance(rec.get("final"), dict) else {}
+    paper, strict = metric_dict(final.get("paper")), metric_dict(final.get("strict"))
+    if rec.get("status", "done") != "done" or not (paper or strict):
+        group.failed.append(f"fold {fold}: {rec.get('error') or rec.get('status') or 'no final metrics'}")
+        return
+    group.folds.append(FoldResult(fold, paper, strict, slice_count(final.get("paper"), final.get("strict"))))
+    group.histories[fold] = _history(rec.get("history"))
+
+
+def load_runs(results: Path) -> tuple[list[Entry], int]:
+    """Aggregate results/runs/<dataset>/<model>/fold<k>/record.json into one Entry per (dataset, model)."""
+    groups: dict[tuple[str, str], _RunGroup] = {}
+    paths = [p for p in sorted((results / "runs").glob("*/*/fold*/record.json")) if FOLD_DIR_RE.match(p.parent.name)]
+    for path in paths:
+        rec = _load(path, "miniseg-bench/run/")
+        dataset = canonical_dataset(str(rec.get("dataset") or path.parents[2].name))
+        model = str(rec.get("model") or path.parents[1].name)
+        fold = _int_or_none(rec.get("fold"))
+        _add_run(groups.setdefault((dataset, model), _RunGroup()), rec,
+                 fold if fold is not None else int(FOLD_DIR_RE.match(path.parent.name).group(1)))
+    entries = []
+    for (dataset, model), group in sorted(groups.items()):
+        entries.append(Entry(
+            dataset=dataset, label=model, kind="run", model=model,
+            paper_name=model_paper_name(model, group.recorded_paper_name),
+            detail=f"trained ({', '.join(sorted(group.protocols)) or 'protocol unknown'})",
+            folds=tuple(sorted(group.folds, key=lambda f: f.fold)), histories=group.histories,
+            failed=tuple(sorted(group.failed)),
+        ))
+    return entries, len(paths)
+
+
+def _eval_folds(block: Any) -> dict[int, dict]:
+    """{0-based fold: row} from an eval record's `folds` list (numbered 1..5 there)."""
+    out = {}
+    for row in block if isinstance(block, list) else []:
+        if isinstance(row, dict) and number(row.get("fold")) is not None:
+            out[int(row["fold"]) - 1] = row
+    return out
+
+
+def _paper_label_for(label: str) -> str | None:
+    """The paper's row an eval label starts with ('MiniSeg (released maps)' -> 'MiniSeg'), else None."""
+    from .paper import paper_methods
+
+    matches = [m for m in paper_methods() if label.lower().startswith(m.lower())]
+    return max(matches, key=len) if matches else None
+
+
+def load_evals(results: Path) -> tuple[list[Entry], int]:
+    """One Entry per results/eval/<dataset>/<label>.json."""
+    entries = []
+    paths = sorted((results / "eval").glob("*/*.json"))
+    for path in paths:
+        rec = _load(path, "miniseg-bench/eval/")
+        source = rec.get("source") if isinstance(rec.get("source"), dict) else {}
+        model = source.get("model") if isinstance(source.get("model"), str) else None
+        label = str(rec.get("label") or path.stem)
+        strict_block = rec.get("strict") if isinstance(rec.get("strict"), dict) else {}
+        if rec.get("policy", "paper") == "strict":
+            paper_folds, strict_folds = {}, _eval_folds(rec.get("folds"))
+        else:
+            paper_folds, strict_folds = _eval_folds(rec.get("folds")), _eval_folds(strict_block.get("folds"))
+        folds = []
+        for k in sorted(set(paper_folds) | set(strict_folds)):
+            paper, strict = paper_folds.get(k), strict_folds.get(k)
+            folds.append(FoldResult(k, metric_dict(paper), metric_dict(strict), slice_count(paper, strict)))
+        kind = str(source.get("kind") or "maps")
+        entries.append(Entry(
+            dataset=canonical_dataset(str(rec.get("dataset") or path.parent.name)), label=label, kind=kind,
+            model=model, paper_name=model_paper_name(model) or _paper_label_for(label),
+            detail=f"evaluated {kind}", folds=tuple(folds),
+        ))
+    return entries, len(paths)
+
+
+def _throughput(rec: dict) -> tuple[float | None, int | None]:
+    """Eager throughput at batch 30 (the paper's), else at the largest eager batch measured."""
+    flat = number(rec.get("throughput_img_s_bs30"))
+    if flat is not None:
+        return flat, 30
+    candidates = []
+    for t in rec.get("timings") if isinstance(rec.get("timings"), list) else []:
+        if not isinstance(t, dict) or t.get("mode", "eager") != "eager":
+            continue
+        value, batch = number(t.get("throughput_img_s")), number(t.get("batch_size"))
+        if value is not None and batch is not None:
+            candidates.append((int(batch), str(t.get("method") or ""), value))
+    if not candidates:
+        return None, None
+    batch, _, value = sorted(candidates, key=lambda c: (-c[0], c[1]))[0]
+    return value, batch
+
+
+def _input_side(size: Any) -> int | None:
+    """H of a recorded [C, H, W] input size (the profiled side), else None."""
+    if isinstance(size, list) and len(size) == 3:
+        return _int_or_none(size[1])
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    num = number(value)
+    return int(num) if num is not None else None
+
+
+def load_profiles(results: Path) -> list[Profile]:
+    """One Profile per results/profile/<device-slug>/<model>.json."""
+    profiles = []
+    for path in sorted((results / "profile").glob("*/*.json")):
+        rec = _load(path, "miniseg-bench/profile/")
+        env = rec.get("environment") if isinstance(rec.get("environment"), dict) else {}
+        model = str(rec.get("model") or path.stem)
+        throughput, batch = _throughput(rec)
+        profiles.append(Profile(
+            device=path.parent.name, device_name=env.get("device_name"), model=model,
+            paper_name=model_paper_name(model, rec.get("paper_name")),
+            params=_int_or_none(rec.get("params")), params_inference=_int_or_none(rec.get("params_inference")),
+            gmacs=number(rec.get("gmacs")), input_side=_input_side(rec.get("input_size")),
+            throughput_img_s=throughput, batch_size=batch,
+            latency_ms_bs1=number(rec.get("latency_ms_bs1")),
+        ))
+    return profiles
+
+
+def load_results(results: str | Path) -> Results:
+    """Read every record under `results` (runs/, eval/, profile/); a missing folder is an error."""
+    results = Path(results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"results folder not found: {results}")
+    runs, n_runs = load_runs(results)
+    evals, n_evals = load_evals(results)
+    entries = sorted(runs + evals, key=lambda e: e.sort_key)
+    return Results(tuple(entries), tuple(load_profiles(results)), n_runs, n_evals)
