@@ -50,25 +50,29 @@ def predict(
     std: float,
     device: torch.device | str,
     batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
 ) -> np.ndarray:
     """Foreground masks (N,H,W) bool: grey slices replicated to 3 channels, (x/255 - mean)/std, argmax of eval logits.
 
-    The arithmetic is float32 as in the authors' script (their released maps are matched pixel for pixel);
-    the model runs in eval mode and is put back in the mode it came in.
+    float32 is the authors' arithmetic; float64 makes the argmax immune to accumulation order
+    (thread count, CPU, cuDNN algorithm), which decides a few near-tied pixels in float32.
+    The model runs in eval mode and is put back in the mode and dtype it came in.
     """
     device, was_training = torch.device(device), model.training
-    model = model.to(device).eval()
-    mean32, std32 = np.float32(mean), np.float32(std)
+    old_dtype = next(iter(model.parameters()), torch.empty(0)).dtype
+    model = model.to(device=device, dtype=dtype).eval()
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    mean_c, std_c = np_dtype(mean), np_dtype(std)
     out = np.empty(images_uint8.shape, dtype=bool)
     starts = range(0, len(images_uint8), batch_size)
     try:
         for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=None):
-            batch = images_uint8[start:start + batch_size].astype(np.float32) / np.float32(255.0)
-            x = torch.from_numpy((batch - mean32) / std32).to(device)
+            batch = images_uint8[start:start + batch_size].astype(np_dtype) / np_dtype(255.0)
+            x = torch.from_numpy((batch - mean_c) / std_c).to(device)
             logits = _main_output(model(x[:, None].expand(-1, 3, -1, -1).contiguous()))
             out[start:start + batch_size] = (logits.argmax(dim=1) != 0).cpu().numpy()
     finally:
-        model.train(was_training)
+        model.to(dtype=old_dtype).train(was_training)
     return out
 
 
@@ -205,6 +209,7 @@ def evaluate_weights(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     save_maps: str | Path | None = None,
+    dtype: torch.dtype = torch.float64,
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices (fold k's training normalisation), then score."""
     from models import create_model
@@ -222,7 +227,7 @@ def evaluate_weights(
         test = fold_of == k - 1
         mean, std = normalization_stats(data.images[~test])
         model = load_weights(create_model(model_name), path, device)
-        pred = predict(model, data.images[test], mean, std, device, batch_size)
+        pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
         per_fold.append((list(ids), pred, data.masks[test]))

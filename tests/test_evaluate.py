@@ -240,3 +240,12 @@ def test_ct100_released_weights_reproduce_the_row_and_the_maps(shared_data, rele
     for path in released:
         ours = saved / path.relative_to(release_dir / "SegMaps/COVID-19-CT100")
         assert np.array_equal(np.asarray(Image.open(ours)), np.asarray(Image.open(path))), path.name
+
+
+def test_predict_in_float64_hands_the_model_back_in_float32():
+    model = nn.Conv2d(3, 2, 1)
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 8, 8), dtype=np.uint8)
+    as32 = evaluate.predict(model, images, 0.5, 0.25, "cpu", dtype=torch.float32)
+    as64 = evaluate.predict(model, images, 0.5, 0.25, "cpu", dtype=torch.float64)
+    assert model.weight.dtype == torch.float32
+    assert (as32 != as64).mean() < 0.01  # the same decisions up to near-ties

@@ -117,9 +117,17 @@ def default_threads() -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..reporting import write_report
-
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(args.threads or default_threads())
+    try:
+        return _run_steps(args)
+    finally:
+        torch.set_num_threads(threads_before)  # callers in this process (tests) keep their setting
+
+
+def _run_steps(args: argparse.Namespace) -> int:
+    """Train, profile, evaluate (where released maps exist), report."""
+    from ..reporting import write_report
 
     dataset = choose_dataset(args.dataset, args.data_root)
     maps = released_maps(dataset, args.data_root)

@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", help="name of the result files (default: 'maps', or the model name)")
     parser.add_argument("--device", default="auto", help="with --model: auto (cuda if available), cpu, cuda, cuda:1")
     parser.add_argument("--batch-size", type=int, default=8, help="with --model: slices per forward pass (default 8)")
+    parser.add_argument(
+        "--precision", choices=("float64", "float32"), default="float64",
+        help="with --model: arithmetic of the forward pass (default float64: near-tied pixels then do not depend "
+        "on thread count, CPU or cuDNN algorithm, so released weights reproduce released maps exactly; "
+        "float32 is faster)",
+    )
     add_json(parser)
 
 
@@ -86,14 +92,17 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
 
     device = resolve_device(args.device if args.model else "cpu")
     start = time.perf_counter()
+    import torch
+
     if args.maps:
         result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps)
         source = {"kind": "maps", "path": str(args.maps), "model": None}
     else:
         result = evaluate.evaluate_weights(
-            args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps
+            args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
+            getattr(torch, args.precision),
         )
-        source = {"kind": "weights", "path": args.weights, "model": args.model}
+        source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision}
     extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}
     return result, source, extra
 
