@@ -31,3 +31,14 @@ def release_dir(shared_data: Path) -> Path:
 def ct100_dir(shared_data: Path) -> Path:
     """Real COVID-19-CT100 (tr_im/, tr_mask/); ../shared/data is a data root for it."""
     return _require(shared_data / "COVID-19-CT100")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored afterwards: on a shared 2-core machine more threads thrash."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from benchmark.protocol import MODEL_EXCEPTIONS, PRESETS, Protocol, for_model, g
 from benchmark.train import FoldData, Trainer, TrainOptions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2-core test machine is shared, and several threads thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def test_paper_preset_is_the_release_recipe():

@@ -62,13 +62,7 @@ def broken(num_classes=2, in_channels=3):
 '''
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2-core test machine is shared, and several threads thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

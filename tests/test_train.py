@@ -13,13 +13,7 @@ from benchmark.records import read_run_record, validate_run_record
 from benchmark.train import FoldData, Trainer, TrainOptions, run_training
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2-core test machine is shared, and several threads thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _random_fold(n_train: int = 16, size_px: int = 32, seed: int = 0) -> FoldData:
