@@ -32,27 +32,21 @@ def record_lost_job(job: Any, reason: str) -> Any:
     """
     import torch
 
-    from models import get_model_info
-
     from .env import environment
     from .io import atomic_write_json
     from .protocol import for_model
-    from .records import RECORD_NAME, RunRecord
+    from .records import RECORD_NAME
     from .runner import JobOutcome, job_state
-    from .train import _now
+    from .train import job_record, utc_now
 
     if job_state(job).status == "done":
         return JobOutcome(job, "done", "finished before its worker died")
     protocol, exception = for_model(job.protocol, job.model)
     options = {k: v for k, v in dataclasses.asdict(job.options).items() if k != "progress"}
-    record = RunRecord(
-        status="failed", model=job.model, dataset=job.dataset, fold=job.fold, seed=protocol.seed,
-        protocol=protocol.to_dict(), protocol_exception=exception, model_info=get_model_info(job.model).to_dict(),
-        environment=environment(torch.device("cpu")) | {"note": "the driver's: the worker was lost"},
-        options=options, data={}, timings={"train_s": None, "eval_s": None, "train_img_s": None},
-        history=[], final=None, error=reason, per_slice_csv=None, iterations=0,
-        started_at=_now(), finished_at=_now(),
-    ).to_dict()
+    env = environment(torch.device("cpu")) | {"note": "the driver's: the worker was lost"}
+    record = job_record(
+        job.model, job.dataset, job.fold, protocol, exception, options, env, error=reason, started_at=utc_now()
+    )
     job.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(job.run_dir / RECORD_NAME, record)
     return JobOutcome(job, "failed", reason, record=record)

@@ -296,7 +296,7 @@ def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
     atomic_write(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(trainer.state_dict(), tmp))
     atomic_write_json(run_dir / CHECKPOINT_INFO_NAME, {
         "epoch": trainer.epoch, "epochs": trainer.protocol.epochs, "iteration": trainer.iteration,
-        "protocol": trainer.protocol.to_dict(), "saved_at": _now(),
+        "protocol": trainer.protocol.to_dict(), "saved_at": utc_now(),
     })
 
 
@@ -324,8 +324,53 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """ISO time stamp (UTC, seconds) for records."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def job_record(
+    model: str,
+    dataset: str,
+    fold: int,
+    protocol: Protocol,
+    exception: dict[str, Any] | None,
+    options: dict[str, Any],
+    env: dict[str, Any],
+    *,
+    error: str | None,
+    started_at: str,
+    trainer: Trainer | None = None,
+    data: FoldData | None = None,
+    final: dict[str, dict[str, float]] | None = None,
+    per_slice_csv: str | None = None,
+    resumed_from: int | None = None,
+) -> dict[str, Any]:
+    """The record.json of one job, done or failed; a job that never trained passes no trainer."""
+    from models import get_model_info
+
+    return RunRecord(
+        status="failed" if error else "done",
+        model=model,
+        dataset=dataset,
+        fold=fold,
+        seed=protocol.seed,
+        protocol=protocol.to_dict(),
+        protocol_exception=exception,
+        model_info=get_model_info(model).to_dict(),
+        environment=env,
+        options=options,
+        data=data.summary() if data is not None else {},
+        timings=trainer.timings() if trainer else {"train_s": None, "eval_s": None, "train_img_s": None},
+        history=trainer.history if trainer else [],
+        final=final,
+        error=error,
+        per_slice_csv=per_slice_csv,
+        iterations=trainer.iteration if trainer else 0,
+        resumed_from_epoch=resumed_from,
+        started_at=started_at,
+        finished_at=utc_now(),
+    ).to_dict()
 
 
 def run_training(
@@ -343,14 +388,12 @@ def run_training(
     Divergence, out-of-memory and other errors give a record with status "failed"; Ctrl-C
     propagates, leaving the checkpoint of the last finished epoch for the next run.
     """
-    from models import get_model_info
-
     run_dir = Path(run_dir)
     protocol, exception = for_model(protocol, model)
     device = resolve_device(options.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    started_at = _now()
+    started_at = utc_now()
     trainer: Trainer | None = None
     data: FoldData | None = None
     final, error, csv_name, resumed_from = None, None, None, None
@@ -370,28 +413,11 @@ def run_training(
             traceback.print_exc(file=sys.stderr)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    record = RunRecord(
-        status="failed" if error else "done",
-        model=model,
-        dataset=dataset,
-        fold=fold,
-        seed=protocol.seed,
-        protocol=protocol.to_dict(),
-        protocol_exception=exception,
-        model_info=get_model_info(model).to_dict(),
-        environment=environment(device),
-        options=options.to_dict(device),
-        data=data.summary() if data is not None else {},
-        timings=trainer.timings() if trainer else {"train_s": None, "eval_s": None, "train_img_s": None},
-        history=trainer.history if trainer else [],
-        final=final,
-        error=error,
-        per_slice_csv=csv_name,
-        iterations=trainer.iteration if trainer else 0,
-        resumed_from_epoch=resumed_from,
-        started_at=started_at,
-        finished_at=_now(),
-    ).to_dict()
+    record = job_record(
+        model, dataset, fold, protocol, exception, options.to_dict(device), environment(device),
+        error=error, started_at=started_at, trainer=trainer, data=data, final=final,
+        per_slice_csv=csv_name, resumed_from=resumed_from,
+    )
     atomic_write_json(run_dir / RECORD_NAME, record)
     return record
 

@@ -18,12 +18,22 @@ Stages past the last requested index are not built, so they add no parameters.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["FeatureExtractor", "resnet_features", "vgg_features", "timm_features", "adapt_first_conv", "dilate_layer"]
+from .layers import FCNHead
+
+__all__ = [
+    "FeatureExtractor",
+    "DilatedResNetHeads",
+    "resnet_features",
+    "vgg_features",
+    "timm_features",
+    "adapt_first_conv",
+    "dilate_layer",
+]
 
 RESNET_DEPTHS = (18, 34, 50, 101, 152)
 VGG_DEPTHS = (11, 13, 16, 19)
@@ -147,6 +157,34 @@ def resnet_features(
     channels = (64, 64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion)
     reductions = _stage_reductions((2, 4, 8, 16, 32), output_stride)
     return FeatureExtractor(stages, channels, reductions, out_indices)
+
+
+class DilatedResNetHeads(nn.Module):
+    """Dilated ResNet (output stride 8), a context head on stage 4 and, in train mode, an FCN auxiliary head on stage 3.
+
+    Stage 4 / 3 are `resnet_features` indices 4 / 3 (layer4 / layer3; the papers call them stage 5 / 4).
+    `head_factory(c4)` builds the head from the stage-4 channel count; the head maps those features
+    to logits. Returns `main` in eval mode, `(main, aux)` in train mode (both at output stride 8).
+    """
+
+    def __init__(
+        self,
+        head_factory: Callable[[int], nn.Module],
+        num_classes: int,
+        in_channels: int = 3,
+        pretrained: bool = False,
+        depth: int = 50,
+    ) -> None:
+        super().__init__()
+        self.backbone = resnet_features(depth, 8, pretrained, in_channels, out_indices=(3, 4))
+        c3, c4 = self.backbone.channels
+        self.head = head_factory(c4)
+        self.aux = FCNHead(c3, num_classes)
+
+    def forward(self, x: torch.Tensor):
+        c3, c4 = self.backbone(x)
+        main = self.head(c4)
+        return (main, self.aux(c3)) if self.training else main
 
 
 def vgg_features(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import resnet_features
-from .layers import ConvBNAct, FCNHead, ResizeOutputs, SegmentationHead
+from .backbones import DilatedResNetHeads
+from .layers import ConvBNAct, ResizeOutputs, SegmentationHead
 from .registry import register_model
 
 RECURRENCE = 2
@@ -60,20 +60,11 @@ class RCCAHead(nn.Module):
         return self.classifier(fused)
 
 
-class CCNet(nn.Module):
+class CCNet(DilatedResNetHeads):
     """Dilated ResNet50 (output stride 8) + RCCA head; train mode adds the stage-4 FCN output."""
 
     def __init__(self, num_classes: int, in_channels: int, pretrained: bool) -> None:
-        super().__init__()
-        self.backbone = resnet_features(50, 8, pretrained, in_channels, out_indices=(3, 4))
-        c3, c4 = self.backbone.channels
-        self.head = RCCAHead(c4, num_classes)
-        self.aux = FCNHead(c3, num_classes)
-
-    def forward(self, x: torch.Tensor):
-        c3, c4 = self.backbone(x)
-        main = self.head(c4)
-        return (main, self.aux(c3)) if self.training else main
+        super().__init__(lambda c4: RCCAHead(c4, num_classes), num_classes, in_channels, pretrained)
 
 
 @register_model(

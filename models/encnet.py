@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import resnet_features
-from .layers import ConvBNAct, FCNHead, ResizeOutputs, SegmentationHead
+from .backbones import DilatedResNetHeads
+from .layers import ConvBNAct, ResizeOutputs, SegmentationHead
 from .registry import register_model
 
 CODEWORDS = 32
@@ -61,22 +61,24 @@ class ContextEncoding(nn.Module):
         return x * scale[:, :, None, None]
 
 
-class EncNet(nn.Module):
+class EncHead(nn.Module):
+    """3x3 conv -> Context Encoding Module -> dropout + 1x1 classifier."""
+
+    def __init__(self, in_channels: int, num_classes: int, channels: int = 512) -> None:
+        super().__init__()
+        self.reduce = ConvBNAct(in_channels, channels, 3)
+        self.encode = ContextEncoding(channels)
+        self.classifier = SegmentationHead(channels, num_classes, dropout=0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encode(self.reduce(x)))
+
+
+class EncNet(DilatedResNetHeads):
     """Dilated ResNet50 (output stride 8) + Context Encoding head; train mode adds the stage-4 FCN output."""
 
     def __init__(self, num_classes: int, in_channels: int, pretrained: bool, channels: int = 512) -> None:
-        super().__init__()
-        self.backbone = resnet_features(50, 8, pretrained, in_channels, out_indices=(3, 4))
-        c3, c4 = self.backbone.channels
-        self.reduce = ConvBNAct(c4, channels, 3)
-        self.encode = ContextEncoding(channels)
-        self.classifier = SegmentationHead(channels, num_classes, dropout=0.1)
-        self.aux = FCNHead(c3, num_classes)
-
-    def forward(self, x: torch.Tensor):
-        c3, c4 = self.backbone(x)
-        main = self.classifier(self.encode(self.reduce(c4)))
-        return (main, self.aux(c3)) if self.training else main
+        super().__init__(lambda c4: EncHead(c4, num_classes, channels), num_classes, in_channels, pretrained)
 
 
 @register_model(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import resnet_features
-from .layers import ConvBNAct, FCNHead, ResizeOutputs, SegmentationHead, attend
+from .backbones import DilatedResNetHeads
+from .layers import ConvBNAct, ResizeOutputs, SegmentationHead, attend
 from .registry import register_model
 
 
@@ -50,20 +50,11 @@ class BaseOCHead(nn.Module):
         return self.classifier(self.fuse(torch.cat([self.context(x), x], dim=1)))
 
 
-class OCNet(nn.Module):
+class OCNet(DilatedResNetHeads):
     """Dilated ResNet50 (output stride 8) + base-OC head; train mode adds the stage-4 FCN output."""
 
     def __init__(self, num_classes: int, in_channels: int, pretrained: bool) -> None:
-        super().__init__()
-        self.backbone = resnet_features(50, 8, pretrained, in_channels, out_indices=(3, 4))
-        c3, c4 = self.backbone.channels
-        self.head = BaseOCHead(c4, num_classes)
-        self.aux = FCNHead(c3, num_classes)
-
-    def forward(self, x: torch.Tensor):
-        c3, c4 = self.backbone(x)
-        main = self.head(c4)
-        return (main, self.aux(c3)) if self.training else main
+        super().__init__(lambda c4: BaseOCHead(c4, num_classes), num_classes, in_channels, pretrained)
 
 
 @register_model(
