@@ -3,8 +3,10 @@
 Each job owns `results/runs/<dataset>/<model>/fold<k>/`. A job whose record says "done"
 under the same protocol is skipped; any other job trains, resuming from `last.pt` when it
 holds a checkpoint of the same protocol. A lock file (created with O_CREAT|O_EXCL, holding
-pid, host and time, touched every epoch) keeps two runners off the same job; a lock whose
-process is dead on this host, or untouched for `LOCK_STALE_AFTER_S`, is stale and taken over.
+pid, host and time, touched every `LOCK_HEARTBEAT_S` by a background thread) keeps two runners
+off the same job; a lock whose process is dead on this host, or untouched for
+`LOCK_STALE_AFTER_S` (a holder on another host that died, e.g. a lost Ray node), is stale and
+taken over.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,7 +28,8 @@ from .protocol import Protocol, for_model
 from .records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
 from .train import TrainOptions, run_training
 
-LOCK_STALE_AFTER_S = 6 * 3600.0
+LOCK_HEARTBEAT_S = 60.0
+LOCK_STALE_AFTER_S = 15 * 60.0  # fifteen missed heartbeats
 BREAKER_STALE_AFTER_S = 60.0
 
 
@@ -201,11 +205,16 @@ def lock_is_stale(path: Path, holder: dict[str, Any], stale_after_s: float = LOC
 class JobLock:
     """An exclusive lock file for one job folder (see the module docstring)."""
 
-    def __init__(self, path: Path, stale_after_s: float = LOCK_STALE_AFTER_S) -> None:
+    def __init__(
+        self, path: Path, stale_after_s: float = LOCK_STALE_AFTER_S, heartbeat_s: float = LOCK_HEARTBEAT_S
+    ) -> None:
         self.path = Path(path)
         self.stale_after_s = stale_after_s
+        self.heartbeat_s = heartbeat_s
         self.token = uuid.uuid4().hex
         self.held = False
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
 
     def acquire(self) -> bool:
         """Take the lock (breaking a stale one); False when another live runner holds it."""
@@ -222,8 +231,19 @@ class JobLock:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(info, handle)
             self.held = True
+            self._start_heartbeat()
             return True
         return False
+
+    def _start_heartbeat(self) -> None:
+        """Touch the lock every `heartbeat_s` from a daemon thread, however long an epoch takes."""
+        self._stop.clear()
+        self._beater = threading.Thread(target=self._beat, name=f"lock-heartbeat {self.path}", daemon=True)
+        self._beater.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self.heartbeat()
 
     def _break_if_stale(self) -> bool:
         """Remove a stale lock, serialised by a second O_EXCL file so two runners never both break it."""
@@ -248,7 +268,7 @@ class JobLock:
             breaker.unlink(missing_ok=True)
 
     def heartbeat(self) -> None:
-        """Mark the lock as alive (called every epoch)."""
+        """Mark the lock as alive (the heartbeat thread calls it; so does the trainer every epoch)."""
         if self.held:
             try:
                 os.utime(self.path)
@@ -256,7 +276,11 @@ class JobLock:
                 pass
 
     def release(self) -> None:
-        """Remove the lock if it is still ours."""
+        """Stop the heartbeat and remove the lock if it is still ours."""
+        self._stop.set()
+        if self._beater is not None:
+            self._beater.join()
+            self._beater = None
         if self.held and (lock_holder(self.path) or {}).get("token") == self.token:
             self.path.unlink(missing_ok=True)
         self.held = False

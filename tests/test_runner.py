@@ -124,9 +124,24 @@ def test_stale_locks_are_taken_over(tmp_path):
     assert JobLock(path).acquire(), "a lock of a dead process on this host is stale"
     path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "time": "x"}))
     assert not JobLock(path).acquire(), "a fresh lock of another host is respected"
-    old = time.time() - 7 * 3600
+    old = time.time() - 16 * 60
     os.utime(path, (old, old))
     assert JobLock(path).acquire(), "a lock untouched for longer than the timeout is stale"
+
+
+def test_heartbeat_keeps_a_held_lock_fresh_and_stops_on_release(tmp_path):
+    """A holder beats on its own, however long an epoch takes; once released nothing touches the path."""
+    path = tmp_path / ".lock"
+    lock = JobLock(path, stale_after_s=0.5, heartbeat_s=0.05)
+    assert lock.acquire()
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    deadline = time.time() + 5
+    while path.stat().st_mtime < time.time() - 60 and time.time() < deadline:
+        time.sleep(0.02)
+    assert path.stat().st_mtime > time.time() - 60, "the heartbeat thread did not touch the lock"
+    lock.release()
+    assert not path.exists() and lock._beater is None
 
 
 def test_smoke_grid_writes_valid_records_skips_done_and_records_failures(plugin, data_root, tmp_path, capsys):
