@@ -238,3 +238,14 @@ def test_killed_subprocess_resumes_to_the_record_of_an_uninterrupted_run(plugin,
     assert record["history"] == expected["history"] and record["final"] == expected["final"]
     assert record["iterations"] == expected["iterations"] == 12 * 8
     assert not (info.parent / ".lock").exists()
+
+
+def test_threads_option_sets_and_records_torch_threads(data_root, tmp_path, capsys):
+    argv = ["train", "--models", "miniseg", "--datasets", "synthetic", "--folds", "0", "--protocol", "smoke",
+            "--set", "epochs=1", "--data-root", str(data_root), "--results", str(tmp_path), "--no-progress"]
+    assert cli_main(argv + ["--threads", "0"]) == 1
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    torch.set_num_threads(2)
+    assert cli_main(argv + ["--threads", "1"]) == 0
+    record = json.loads((tmp_path / "runs/synthetic/miniseg/fold0/record.json").read_text())
+    assert record["environment"]["torch_threads"] == 1 and torch.get_num_threads() == 1

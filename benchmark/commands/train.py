@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     parser.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
                         help="torch.compile the model (MODE: default, reduce-overhead, max-autotune)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads of this process (default: torch's; on a busy or small machine "
+                        "fewer threads than cores is often faster; pool/ray workers use --cpus-per-job)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and each job's status; train nothing")
     parser.add_argument("--executor", choices=("local", "pool", "ray"), default="local",
@@ -106,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     from ..runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
     from ..train import TrainOptions
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress)
