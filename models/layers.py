@@ -48,24 +48,20 @@ class SegmentationHead(nn.Sequential):
 
 
 class ResizeOutputs(nn.Module):
-    """Adapts a model to the output contract: logits at input size; aux only in train mode.
-
-    `extract(raw)` turns the wrapped model's raw output into `(main, *aux)`.
+    """Adapts a model that returns `main` or `(main, *aux)` at feature resolution to the output
+    contract: logits at the input's size, auxiliary outputs only in train mode.
     """
 
-    def __init__(self, model: nn.Module, extract=None, keep_aux: bool = True) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self._extract = extract
-        self.keep_aux = keep_aux
 
     def forward(self, x: torch.Tensor):
-        raw = self.model(x)
-        outs = self._extract(raw) if self._extract is not None else raw
+        outs = self.model(x)
         if not isinstance(outs, (tuple, list)):
             outs = (outs,)
         size = x.shape[-2:]
-        if not (self.training and self.keep_aux):
+        if not self.training:
             return upsample_to(outs[0], size)
         return tuple(upsample_to(o, size) for o in outs)
 
