@@ -340,3 +340,11 @@ def test_mean_std_is_the_sample_std():
     assert mean_std([1.0]) == (1.0, None)
     mean, std = mean_std([1.0, 2.0, 4.0])
     assert mean == pytest.approx(7 / 3) and std == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
+
+
+def test_run_source_names_the_preset_and_what_was_changed():
+    from benchmark.reporting.load import _protocol_name
+
+    protocol = {"name": "fast", "base_size": 128, "epochs": 10, "differs_from_preset": ["base_size"]}
+    assert _protocol_name(protocol) == "fast, base_size=128"
+    assert _protocol_name({"name": "paper", "differs_from_preset": []}) == "paper"

@@ -152,10 +152,12 @@ def model_paper_name(model: str | None, recorded: Any = None) -> str | None:
 
 
 def _protocol_name(protocol: Any) -> str | None:
+    """The preset's name plus the fields changed from it, e.g. 'fast, base_size=128'."""
     if isinstance(protocol, dict):
         for key in ("name", "preset"):
             if isinstance(protocol.get(key), str):
-                return protocol[key]
+                changed = [f"{k}={protocol.get(k)}" for k in protocol.get("differs_from_preset") or [] if k in protocol]
+                return ", ".join([protocol[key], *changed])
     return protocol if isinstance(protocol, str) else None
 
 
@@ -215,7 +217,7 @@ def load_runs(results: Path) -> tuple[list[Entry], int]:
         entries.append(Entry(
             dataset=dataset, label=model, kind="run", model=model,
             paper_name=model_paper_name(model, group.recorded_paper_name),
-            detail=f"trained ({', '.join(sorted(group.protocols)) or 'protocol unknown'})",
+            detail=f"trained ({'; '.join(sorted(group.protocols)) or 'protocol unknown'})",
             folds=tuple(sorted(group.folds, key=lambda f: f.fold)), histories=group.histories,
             failed=tuple(sorted(group.failed)),
         ))
