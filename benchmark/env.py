@@ -98,3 +98,12 @@ def _nvidia_driver() -> str | None:
         ).stdout.strip().splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return None
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply a `--threads` option: torch's CPU thread count (None keeps torch's choice)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)

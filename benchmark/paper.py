@@ -34,3 +34,15 @@ def ablations() -> pd.DataFrame:
 def paper_rows() -> list[str]:
     """The 32 method names of Tables 4 and 5, in the paper's order."""
     return list(table4()["method"])
+
+
+def registered_rows() -> dict[str, str]:
+    """Paper row name -> the registered model standing for it (the first by sorted name)."""
+    from models import get_model_info, list_models
+
+    rows: dict[str, str] = {}
+    for name in list_models():
+        row = get_model_info(name).paper_name
+        if row is not None:
+            rows.setdefault(row, name)
+    return rows

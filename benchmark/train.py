@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.layers import upsample_to
+
 from .augment import augment_batch, draw_pass
 from .env import environment, resolve_device
 from .io import atomic_write, atomic_write_json
@@ -230,8 +232,6 @@ class Trainer:
 
     def loss(self, outputs: torch.Tensor | tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
         """Class-weighted CE of each output (upsampled to the target) times its `aux_weights` entry, summed."""
-        from models.layers import upsample_to
-
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         if len(outputs) != len(self.aux_weights):
             raise ValueError(
@@ -251,8 +251,7 @@ class Trainer:
 
         start = time.perf_counter()
         pred = predict(self.model, self.data.test_images, self.data.mean, self.data.std, self.device,
-                       batch_size=self.protocol.eval_batch_size)
-        self.model.train()
+                       batch_size=self.protocol.eval_batch_size)  # hands the model back in train mode
         per_slice = slice_metrics(pred, self.data.test_masks, self.data.test_ids)
         self.eval_s += time.perf_counter() - start
         return per_slice

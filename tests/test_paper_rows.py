@@ -4,19 +4,9 @@ from __future__ import annotations
 import pytest
 
 from benchmark import paper
-from models import create_model, get_model_info, list_models
+from models import create_model, get_model_info
 
 TOLERANCE = 0.10
-
-
-def _registered_rows() -> dict[str, str]:
-    """paper row name -> registry name (first registered, sorted)."""
-    rows: dict[str, str] = {}
-    for name in list_models():
-        row = get_model_info(name).paper_name
-        if row is not None:
-            rows.setdefault(row, name)
-    return rows
 
 
 def test_paper_tables_agree_on_rows():
@@ -25,18 +15,18 @@ def test_paper_tables_agree_on_rows():
 
 
 def test_every_paper_row_is_registered():
-    missing = [row for row in paper.paper_rows() if row not in _registered_rows()]
+    missing = [row for row in paper.paper_rows() if row not in paper.registered_rows()]
     assert not missing, f"paper rows without a registered model: {missing}"
 
 
 def test_paper_names_are_real_rows():
-    unknown = sorted(set(_registered_rows()) - set(paper.paper_rows()))
+    unknown = sorted(set(paper.registered_rows()) - set(paper.paper_rows()))
     assert not unknown, f"paper_name values that are not rows of Table 4: {unknown}"
 
 
 @pytest.mark.parametrize("row", paper.paper_rows())
 def test_params_within_tolerance_or_explained(row):
-    registered = _registered_rows()
+    registered = paper.registered_rows()
     if row not in registered:
         pytest.skip(f"{row} not registered (test_every_paper_row_is_registered reports it)")
     name = registered[row]

@@ -121,8 +121,10 @@ def default_threads() -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..env import set_threads
+
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(args.threads or default_threads())
+    set_threads(args.threads or default_threads())
     try:
         return _run_steps(args)
     finally:

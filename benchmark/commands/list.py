@@ -27,7 +27,9 @@ def count_params(name: str) -> int:
     """Parameters of the training model (auxiliary heads included: the paper's #Param)."""
     from models import create_model
 
-    return sum(p.numel() for p in create_model(name).parameters())
+    from ..profiling.params import count_params as count
+
+    return count(create_model(name))
 
 
 def registry_rows(pattern: str | None, with_params: bool) -> list[dict]:
@@ -43,15 +45,11 @@ def registry_rows(pattern: str | None, with_params: bool) -> list[dict]:
     return out
 
 
-def paper_rows(with_params: bool) -> list[dict]:
+def table4_rows(with_params: bool) -> list[dict]:
     """Table 4's rows in the paper's order, each with the registered model that stands for it."""
-    from models import get_model_info, list_models
+    from ..paper import registered_rows, table4
 
-    from ..paper import table4
-
-    by_row: dict[str, str] = {}
-    for name in list_models():
-        by_row.setdefault(get_model_info(name).paper_name or "", name)
+    by_row = registered_rows()
     out = []
     for rec in table4().to_dict("records"):
         name = by_row.get(rec["method"])
@@ -72,7 +70,7 @@ def paper_rows(with_params: bool) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     with_params = not args.no_params
     if args.paper:
-        table = paper_rows(with_params)
+        table = table4_rows(with_params)
         columns = ["paper_row", "backbone", "model", "params_paper"] + (["params", "params_ratio"] if with_params else [])
         columns.append("gmacs_paper")
     else:

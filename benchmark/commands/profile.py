@@ -99,15 +99,10 @@ def parse_methods(text: str) -> list[str]:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated keyword arguments of profile_model (the device included)."""
-    import torch
-
-    from ..env import resolve_device
+    from ..env import resolve_device, set_threads
     from ..profiling import parse_modes
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     warmup, repeats = DEFAULT_COUNTS["cuda" if device.type == "cuda" else "cpu"]
     warmup = warmup if args.warmup is None else args.warmup

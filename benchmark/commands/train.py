@@ -104,17 +104,13 @@ def _executor_options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..env import set_threads
     from ..executors import get_executor
     from ..protocol import get_protocol
     from ..runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
     from ..train import TrainOptions
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress)

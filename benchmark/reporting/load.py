@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..datasets import get_spec
 from ..io import read_json
 
 PAPER_METRICS = ("miou", "sen", "spc", "dsc", "hd")
-KNOWN_DATASETS = ("CT100", "P9", "P20", "P1110", "synthetic")
 FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
 
 
@@ -93,12 +93,11 @@ class Results:
 
 
 def canonical_dataset(name: str) -> str:
-    """'COVID-19-CT100', 'ct100' -> 'CT100'; unknown names are kept as given."""
-    short = re.sub(r"^covid-19-", "", name.strip(), flags=re.IGNORECASE)
-    for known in KNOWN_DATASETS:
-        if short.lower() == known.lower():
-            return known
-    return short
+    """'COVID-19-CT100', 'ct100' -> 'CT100' (the datasets layer's names); unknown names are kept as given."""
+    try:
+        return get_spec(name).name
+    except KeyError:
+        return name.strip()
 
 
 def number(value: Any) -> float | None:
