@@ -31,6 +31,18 @@ def ablations() -> pd.DataFrame:
     return _read("table2_3_ablations_P1110.csv").copy()
 
 
+def authors_builds() -> pd.DataFrame:
+    """The authors' own build of each Table 4 row (release `full_code/`): exact `params`, `params_eval`,
+    `paper_unit_params` (the printed string), `authors_counter_gflops` and `fvcore_gmacs_512`."""
+    return _read("table4_authors_builds.csv").copy()
+
+
+def ablation_builds() -> pd.DataFrame:
+    """The authors' 26 MiniSeg ablation files: `file`, `table_row`, exact `params`, `params_eval`,
+    `authors_counter_gflops`, `fvcore_gmacs_512`."""
+    return _read("ablations_authors_builds.csv").copy()
+
+
 def paper_rows() -> list[str]:
     """The 32 method names of Tables 4 and 5, in the paper's order."""
     return list(table4()["method"])

@@ -45,6 +45,11 @@ class ModelInfo:
     notes: str = ""
     min_input_size: int = 32
     input_multiple: int = 1
+    # The figures the model's own paper states for its own configuration (not ours at 2 classes, 512x512):
+    # parameters, GMACs and the input size they were counted at ("256x256"); None where not stated.
+    reported_params: int | None = None
+    reported_gmacs: float | None = None
+    reported_input: str | None = None
     builder: Callable[..., nn.Module] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     @property
@@ -77,6 +82,9 @@ def register_model(
     notes: str = "",
     min_input_size: int = 32,
     input_multiple: int = 1,
+    reported_params: int | None = None,
+    reported_gmacs: float | None = None,
+    reported_input: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator that registers `builder(num_classes=2, in_channels=3, **kwargs) -> nn.Module`.
 
@@ -98,6 +106,9 @@ def register_model(
             notes=notes,
             min_input_size=min_input_size,
             input_multiple=input_multiple,
+            reported_params=reported_params,
+            reported_gmacs=reported_gmacs,
+            reported_input=reported_input,
             builder=builder,
         )
         add_model_info(info)
