@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from benchmark import cli, evaluate
+from benchmark import cli
+from benchmark.evaluation import evaluate
 from benchmark.datasets import get_folds, load_dataset, normalization_stats
 
 # The paper's Table 5 MiniSeg rows (benchmark/paper/table5_accuracy.csv).

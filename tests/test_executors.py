@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from benchmark.cli import main as cli_main
-from benchmark.executors import LocalExecutor, get_executor
+from benchmark.training.executors import LocalExecutor, get_executor
 from benchmark.io import read_json
-from benchmark.protocol import get_protocol
+from benchmark.training.protocol import get_protocol
 from benchmark.records import PER_SLICE_NAME, RECORD_NAME, validate_run_record
-from benchmark.runner import JobLock, plan_jobs, run_grid, run_job
-from benchmark.train import TrainOptions
+from benchmark.training.runner import JobLock, plan_jobs, run_grid, run_job
+from benchmark.training.train import TrainOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS, FOLDS = ("miniseg", "enet"), (0, 1)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
-from benchmark import metrics
+from benchmark.evaluation import metrics
 
 
 def _masks(shape: tuple[int, int], *pixel_lists: list[tuple[int, int]]) -> np.ndarray:

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.augment import augment_batch, crop_flip_params, draw_pass
-from benchmark.protocol import MODEL_EXCEPTIONS, PRESETS, Protocol, for_model, get_protocol
-from benchmark.train import FoldData, Trainer, TrainOptions
+from benchmark.training.augment import augment_batch, crop_flip_params, draw_pass
+from benchmark.training.protocol import MODEL_EXCEPTIONS, PRESETS, Protocol, for_model, get_protocol
+from benchmark.training.train import FoldData, Trainer, TrainOptions
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

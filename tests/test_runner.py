@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from benchmark.cli import main as cli_main
-from benchmark.protocol import get_protocol
+from benchmark.training.protocol import get_protocol
 from benchmark.records import read_run_record
-from benchmark.runner import (
+from benchmark.training.runner import (
     JobLock, expand_models, job_state, parse_folds, plan_jobs, run_grid, run_job,
 )
-from benchmark.train import Trainer, TrainOptions
+from benchmark.training.train import Trainer, TrainOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUFFIX = uuid.uuid4().hex[:8]

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.protocol import get_protocol
+from benchmark.training.protocol import get_protocol
 from benchmark.records import read_run_record, validate_run_record
-from benchmark.train import FoldData, Trainer, TrainOptions, run_training
+from benchmark.training.train import FoldData, Trainer, TrainOptions, run_training
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py

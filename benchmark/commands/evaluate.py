@@ -87,7 +87,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Run the evaluation; return it with the record's `source` and extra fields."""
-    from .. import evaluate
+    from ..evaluation import evaluate
     from ..env import environment, resolve_device
 
     device = resolve_device(args.device if args.model else "cpu")
@@ -129,7 +129,7 @@ def _printable(summary: dict[str, Any], dataset: str, policy: str, json_path: st
 
 def run(args: argparse.Namespace) -> int:
     from .._format import print_table
-    from ..evaluate import check_label, write_results
+    from ..evaluation.evaluate import check_label, write_results
     from ..io import nan_to_none
 
     _check_arguments(args)

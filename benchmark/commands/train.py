@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..cli import add_data_root, add_json, add_results
 
 if TYPE_CHECKING:
-    from ..runner import TrainJob
+    from ..training.runner import TrainJob
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,10 +105,10 @@ def _executor_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..env import set_threads
-    from ..executors import get_executor
-    from ..protocol import get_protocol
-    from ..runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
-    from ..train import TrainOptions
+    from ..training.executors import get_executor
+    from ..training.protocol import get_protocol
+    from ..training.runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
+    from ..training.train import TrainOptions
 
     set_threads(args.threads)
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)

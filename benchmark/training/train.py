@@ -1,7 +1,7 @@
 """Fit one (model, dataset, fold) under a `Protocol`, evaluate the test fold, write the run record.
 
 The fold's slices are decoded once and moved to the training device once as uint8; every
-batch is augmented there (benchmark.augment). The loss is summed on the device and read
+batch is augmented there (benchmark.training.augment). The loss is summed on the device and read
 back once per epoch, which is also when divergence (a NaN/inf loss) is detected. Training
 is deterministic on the CPU for a given seed: model initialisation and dropout use the
 seeded global generators, shuffling and augmentation a dedicated generator; all of them are
@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from models.layers import upsample_to
 
 from .augment import augment_batch, draw_pass
-from .env import environment, resolve_device
-from .io import atomic_write, atomic_write_json
+from ..env import environment, resolve_device
+from ..io import atomic_write, atomic_write_json
 from .protocol import Protocol, for_model
-from .records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
+from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -90,7 +90,7 @@ class FoldData:
 
 def load_fold_data(dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device) -> FoldData:
     """Decode the fold's slices at `size_px` once; training split statistics; training slices to `device`."""
-    from .datasets import class_weights, get_folds, load_dataset, normalization_stats, train_ids
+    from ..datasets import class_weights, get_folds, load_dataset, normalization_stats, train_ids
 
     folds = get_folds(dataset, data_root)
     if not 0 <= fold < len(folds):
@@ -246,8 +246,8 @@ class Trainer:
 
     def evaluate(self) -> Any:
         """Per-slice metrics (pandas DataFrame) of the current model on the test fold."""
-        from .evaluate import predict
-        from .metrics import slice_metrics
+        from ..evaluation.evaluate import predict
+        from ..evaluation.metrics import slice_metrics
 
         start = time.perf_counter()
         pred = predict(self.model, self.data.test_images, self.data.mean, self.data.std, self.device,
@@ -301,7 +301,7 @@ def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
 
 def resume(trainer: Trainer, run_dir: Path) -> bool:
     """Load last.pt when it exists and was written under the same protocol; True when resumed."""
-    from .records import same_protocol
+    from ..records import same_protocol
 
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():
@@ -422,7 +422,7 @@ def run_training(
 
 
 def _fold_summary(per_slice: Any) -> dict[str, dict[str, float]]:
-    from .metrics import fold_summary
+    from ..evaluation.metrics import fold_summary
 
     return fold_summary(per_slice)
 

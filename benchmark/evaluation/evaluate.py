@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import metrics
-from .io import atomic_write, atomic_write_json
+from ..io import atomic_write, atomic_write_json
 
 EVAL_SCHEMA = "miniseg-bench/eval/1"
 EVAL_SIZE = 512
@@ -120,7 +120,7 @@ def read_fold_maps(maps_dir: Path, fold: int, folds: Sequence[Sequence[str]], sh
 
 def _ground_truth(dataset: str, data_root: Path, ids: Sequence[str]) -> np.ndarray:
     """Masks of `ids` at 512x512 (nearest neighbour where a slice has another size)."""
-    from .datasets import load_dataset
+    from ..datasets import load_dataset
 
     return load_dataset(dataset, data_root, ids=list(ids), masks_only=True, size=EVAL_SIZE).masks
 
@@ -136,14 +136,14 @@ def _collect(dataset: str, per_fold: list[tuple[list[str], np.ndarray, np.ndarra
 
 
 def _canonical(dataset: str) -> str:
-    from .datasets import get_spec
+    from ..datasets import get_spec
 
     return get_spec(dataset).name
 
 
 def evaluate_maps(dataset: str, data_root: str | Path, maps_dir: str | Path) -> Evaluation:
     """Score precomputed maps `maps_dir/CrossVal{k}/<id>.png` against the dataset's ground truth, fold by fold."""
-    from .datasets import get_folds
+    from ..datasets import get_folds
 
     maps_dir, data_root = Path(maps_dir), Path(data_root)
     if not maps_dir.is_dir():
@@ -214,7 +214,7 @@ def evaluate_weights(
     """Run `model_name` with fold k's weights on fold k's test slices (fold k's training normalisation), then score."""
     from models import create_model
 
-    from .datasets import get_folds, load_dataset, normalization_stats
+    from ..datasets import get_folds, load_dataset, normalization_stats
 
     data_root, device = Path(data_root), torch.device(device)
     folds = get_folds(dataset, data_root)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .executors import Executor, LocalExecutor
-from .io import read_json
+from ..io import read_json
 from .protocol import Protocol, for_model
-from .records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
+from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
 from .train import TrainOptions, run_training
 
 LOCK_HEARTBEAT_S = 60.0
@@ -113,7 +113,7 @@ def expand_models(spec: str) -> list[str]:
 
 def expand_datasets(spec: str) -> list[str]:
     """Comma-separated dataset names (any accepted alias) -> canonical names."""
-    from .datasets import get_spec
+    from ..datasets import get_spec
 
     names: list[str] = []
     for item in (p.strip() for p in spec.split(",") if p.strip()):

@@ -32,10 +32,10 @@ def record_lost_job(job: Any, reason: str) -> Any:
     """
     import torch
 
-    from .env import environment
-    from .io import atomic_write_json
+    from ..env import environment
+    from ..io import atomic_write_json
     from .protocol import for_model
-    from .records import RECORD_NAME
+    from ..records import RECORD_NAME
     from .runner import JobOutcome, job_state
     from .train import job_record, utc_now
 
