@@ -229,3 +229,32 @@ def test_help_names_the_sources(capsys):
     assert exit_info.value.code == 0
     for needle in ("MedSeg", "rp_im", "Zenodo record 3757476", "MosMedData", "datasets.zip", "-1250,250"):
         assert needle in text
+
+
+def test_p20_case_names_are_the_published_ones_and_the_folds_ones():
+    """The 20 names the dataset's authors publish are exactly the cases of the paper's P20 folds."""
+    fold_cases = {sid.rsplit("_", 1)[0] for fold in ds.get_folds("P20") for sid in fold}
+    assert sorted(prep.P20_CASES) == sorted(fold_cases)
+    assert len(set(prep.P20_CASES)) == 20
+
+
+@pytest.mark.parametrize(
+    "stem, case",
+    [
+        ("coronacases_org_001", "coronacases_001"),
+        ("coronacases_org_case007", "coronacases_007"),
+        ("case009", "coronacases_009"),
+        ("radiopaedia_org_covid-19-pneumonia-10_85902_3-dcm", "radiopaedia_10_85902_3"),
+        ("radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm", "radiopaedia_4_85506_1"),
+        ("lung_mask_001", None),
+    ],
+)
+def test_p20_image_names_map_to_case_names(stem, case):
+    assert prep._p20_case(stem) == case
+
+
+def test_p20_foreign_mask_name_is_named(tmp_path):
+    src = tmp_path / "zenodo"
+    save_nifti(src / "Infection_Mask" / "coronacases_011.nii.gz", lesion_mask())
+    with pytest.raises(ValueError, match=r"coronacases_011\.nii\.gz: not a COVID-19-CT-Seg case name"):
+        prep.prepare_dataset("P20", src, tmp_path / "root", masks_only=True)

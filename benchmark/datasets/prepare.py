@@ -63,10 +63,42 @@ def _in_folder(path: Path, folder: str) -> bool:
     return folder in path.parts[:-1]
 
 
-def _p20_case(stem: str) -> str:
-    """Zenodo image names to mask names: coronacases_org_001 -> coronacases_001,
-    radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm -> radiopaedia_4_85506_1."""
-    return stem.replace("_org", "").replace("covid-19-pneumonia-", "").replace("-dcm", "")
+# The 20 case names of COVID-19-CT-Seg (Zenodo 3757476), as the dataset's authors list them in their
+# benchmark's split files (Ma et al., COVID-19-CT-Seg-Benchmark, Task1/Task1_COVID_datasplit.pkl); the
+# Infection_Mask volumes carry these names, and so do the MiniSeg release's P20 slice ids.
+P20_CASES = tuple(
+    [f"coronacases_{i:03d}" for i in range(1, 11)]
+    + [
+        "radiopaedia_4_85506_1", "radiopaedia_7_85703_0", "radiopaedia_10_85902_1", "radiopaedia_10_85902_3",
+        "radiopaedia_14_85914_0", "radiopaedia_27_86410_0", "radiopaedia_29_86490_1", "radiopaedia_29_86491_1",
+        "radiopaedia_36_86526_0", "radiopaedia_40_86625_0",
+    ]
+)
+# CT volume names in COVID-19-CT-Seg_20cases: "coronacases_org_001", "radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm".
+# Copies circulate with "coronacases_org_case007" or a bare "case009" for some Coronacases volumes: accepted too.
+_P20_CORONACASES = re.compile(r"(?:coronacases_org_)?(?:case)?(\d{3})")
+_P20_RADIOPAEDIA = re.compile(r"radiopaedia_org_covid-19-pneumonia-(\d+_\d+_\d+)-dcm")
+
+
+def _p20_case(stem: str) -> str | None:
+    """The case name of a COVID-19-CT-Seg CT volume (see P20_CASES), or None for other files."""
+    if m := _P20_CORONACASES.fullmatch(stem):
+        return f"coronacases_{m.group(1)}"
+    if m := _P20_RADIOPAEDIA.fullmatch(stem):
+        return f"radiopaedia_{m.group(1)}"
+    return None
+
+
+def _p20_mask_case(path: Path, stem: str) -> str | None:
+    """Infection_Mask volumes are named by case; a name outside P20_CASES is a foreign file, said so."""
+    if not _in_folder(path, "Infection_Mask"):
+        return None
+    if stem not in P20_CASES:
+        raise ValueError(
+            f"{path}: not a COVID-19-CT-Seg case name (expected one of the 20 published names, "
+            f"e.g. coronacases_001 or radiopaedia_4_85506_1)"
+        )
+    return stem
 
 
 _P1110_MASK = re.compile(r"(study_\d{4})_mask")
@@ -84,7 +116,7 @@ RAW_LAYOUTS: dict[str, tuple[CaseOf, CaseOf]] = {
         lambda p, s: s if _in_folder(p, "rp_im") else None,
     ),
     "P20": (
-        lambda p, s: s if _in_folder(p, "Infection_Mask") else None,
+        _p20_mask_case,
         lambda p, s: _p20_case(s) if _in_folder(p, "COVID-19-CT-Seg_20cases") else None,
     ),
     "P1110": (
