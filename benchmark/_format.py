@@ -28,3 +28,21 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 def print_table(rows: Sequence[dict], columns: Sequence[str]) -> None:
     print(format_table(rows, columns))
+
+
+#: Models printed in thousands in the paper's Table 4 (MiniSeg's 82.91K is its only row under 335K params).
+PAPER_K_BELOW = 100_000
+
+
+def paper_unit_params(count: int) -> str:
+    """A parameter count as the paper's Table 4 prints it (the release's counter, then the authors' units).
+
+    The counter prints thousands (n / 1e3, 'K'); under 100K the paper keeps them (MiniSeg: 82.91K);
+    under 1M it prints n / 1e6 (ENet: 363,197 -> 0.36M); from 1M on it divides the thousands by 1024
+    (U-Net: 8,637,378 -> 8.43M).
+    """
+    if count < PAPER_K_BELOW:
+        return f"{count / 1e3:.2f}K"
+    if count < 1_000_000:
+        return f"{count / 1e6:.2f}M"
+    return f"{count / 1_024_000:.2f}M"

@@ -26,13 +26,16 @@ from benchmark.profiling import (
     time_mode,
     with_oom_fallback,
 )
+from benchmark.profiling.paper_flops import count_paper_flops
+from benchmark.profiling.paper_rows import NO_BACKBONE
+from benchmark.profiling.record import _paper_flop_fields
 from benchmark.profiling.timing import PAPER_DROPPED, PAPER_ITERATIONS, SKIPPED_NEEDS_CUDA, is_out_of_memory
 from models import create_model
 
 CPU = torch.device("cpu")
 RECORD_KEYS = {
     "schema", "model", "paper_name", "params", "params_inference", "params_active", "gmacs", "gflops",
-    "input_size", "unsupported_ops", "flop_counter_gmacs", "environment", "timings",
+    "input_size", "unsupported_ops", "flop_counter_gmacs", "gflops_paper", "environment", "timings",
 }
 TIMING_KEYS = {
     "mode", "method", "batch_size", "latency_ms_median", "latency_ms_iqr", "throughput_img_s",
@@ -254,6 +257,8 @@ def test_profile_command_writes_the_record(tmp_path, capsys):
     assert (record["params"], record["params_inference"], record["params_active"]) == (82_912, 82_666, 82_666)
     assert record["input_size"] == [3, 32, 32]
     assert record["gflops"] == pytest.approx(2 * record["gmacs"])
+    assert record["gflops_paper"] == count_paper_flops(create_model("miniseg"), 32).gflops > 0
+    assert "params_backbone" not in record
     assert record["environment"]["torch_threads"] == torch.get_num_threads()
     assert {"cpu_model", "torch", "device_name"} <= set(record["environment"])
     assert [(t["mode"], t["status"]) for t in record["timings"]] == [("eager", "ok"), ("cudagraph", "skipped")]
@@ -288,3 +293,35 @@ def test_profile_command_threads_option_sets_and_records_the_thread_count(tmp_pa
         assert record["record_path"].endswith("-1t/miniseg.json")
     finally:
         torch.set_num_threads(before)
+
+
+def test_profile_no_timing_json_prints_the_papers_gflops_at_512(tmp_path, capsys):
+    argv = ["profile", "--models", "miniseg", "--device", "cpu", "--no-timing", "--results", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)[0]
+    assert f"{record['gflops_paper']:.2f}" == "0.50"  # Table 4's MiniSeg figure
+    assert record["gflops_paper"] < record["gmacs"]  # PReLU and upsampling are outside the release's count
+
+
+class WithBackbone(nn.Module):
+    """A network whose `backbone` is the part a backbone-only row of Table 4 counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU())
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def test_backbone_only_rows_record_the_backbones_counts():
+    net = WithBackbone()
+    fields = _paper_flop_fields(net, 8, "ShuffleNet")
+    assert fields["paper_counted"] == "backbone"
+    assert fields["params_backbone"] == 4 * 27
+    assert fields["gflops_paper_backbone"] * 1e9 == pytest.approx(4 * 27 * 64 + 4 * 64)
+    assert fields["gflops_paper"] * 1e9 == pytest.approx(4 * 27 * 64 + 4 * 64 + 2 * 5 * 64)
+    assert "params_backbone" not in _paper_flop_fields(net, 8, "U-Net")
+    missing = _paper_flop_fields(tiny_model(), 8, "MobileNet")
+    assert (missing["paper_counted"], missing["params_backbone"]) == (NO_BACKBONE, None)

@@ -2,9 +2,14 @@
 
 For each model: `params` (training model, auxiliary heads included: the paper's #Param),
 `params_inference` (auxiliary heads dropped), `params_active` (parameters the eval forward
-actually uses), `gmacs` (fvcore, one 1x3xSIZExSIZE input; the paper's "GFLOPs" are these
-GMACs), `gflops` (= 2 x gmacs), fvcore's uncounted ops, and torch's FlopCounterMode count as
-a cross-check. Then every (method, mode, batch size) is timed in eval mode under no_grad with
+actually uses), `gmacs` (fvcore, one 1x3xSIZExSIZE input, multiply-accumulates), `gflops` (= 2 x gmacs),
+fvcore's uncounted ops, torch's FlopCounterMode count as a cross-check, and `gflops_paper`: the
+count of the MiniSeg release's own counter, the convention of the paper's Table 4 "GFLOPs" (conv
+MACs + 1 per output for a bias, one op per BatchNorm/ReLU input element and per pooling-window
+element, Linear weights; PReLU, upsampling and functional ops uncounted; a module held by two
+parents counted twice). For the rows whose Table 4 figures are a backbone alone (MobileNet(v2),
+ShuffleNet(v2)) `params_backbone` and `gflops_paper_backbone` are recorded too. Then every
+(method, mode, batch size) is timed in eval mode under no_grad with
 cudnn.benchmark on. Records go to <results>/profile/<device-slug>/<model>.json.
 
 Modes (--modes, comma-separated; join options with '+'):
@@ -48,7 +53,9 @@ from typing import Any
 from ..cli import add_json, add_results
 
 DEFAULT_COUNTS = {"cuda": (10, 50), "cpu": (2, 10)}  # (warmup, repeats) per device type
-COUNT_COLUMNS = ["model", "params", "params_inference", "params_active", "gmacs", "gflops", "flop_counter_gmacs"]
+COUNT_COLUMNS = [
+    "model", "params", "params_inference", "params_active", "gmacs", "gflops", "flop_counter_gmacs", "gflops_paper",
+]
 TIMING_COLUMNS = [
     "model", "mode", "method", "batch_size", "latency_ms_median", "latency_ms_iqr", "throughput_img_s",
     "peak_memory_mib", "oom_fallback_from", "error",

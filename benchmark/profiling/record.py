@@ -10,6 +10,8 @@ import torch
 from ..env import device_slug, environment
 from .macs import count_macs
 from .modes import Mode, parse_mode
+from .paper_flops import count_paper_flops
+from .paper_rows import counted_part
 from .params import ACTIVE_PROBE_SIZE, active_params, count_params, inference_params
 from .timing import error_text, time_mode
 
@@ -75,6 +77,7 @@ def profile_model(
         "params_active": active_params(model, probe_shape, device),
         "input_size": [3, side, side],
         **_mac_fields(model, (1, 3, side, side), device),
+        **_paper_flop_fields(model, side, info.paper_name),
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(device),
         "timings": [],
@@ -102,3 +105,19 @@ def _mac_fields(model: torch.nn.Module, input_shape: Sequence[int], device: torc
                 "mac_error": error_text(err)}
     return {"gmacs": macs.gmacs, "gflops": macs.gflops, "unsupported_ops": macs.unsupported_ops,
             "flop_counter_gmacs": macs.flop_counter_gmacs, "mac_error": None}
+
+
+def _paper_flop_fields(model: torch.nn.Module, side: int, paper_name: str | None) -> dict[str, Any]:
+    """gflops_paper (the release's counter, Table 4's convention); for a row whose Table 4 figures are the
+    backbone's alone, also params_backbone and gflops_paper_backbone (None when no backbone is exposed)."""
+    fields: dict[str, Any] = {"gflops_paper": None, "gflops_paper_error": None}
+    try:
+        fields["gflops_paper"] = count_paper_flops(model, side).gflops
+    except Exception as err:  # noqa: BLE001 - recorded; the other counts and timings still stand
+        fields["gflops_paper_error"] = error_text(err)
+    part, counted = counted_part(model, paper_name)
+    if counted != "network":
+        fields["paper_counted"] = counted
+        fields["params_backbone"] = count_params(part) if part is not None else None
+        fields["gflops_paper_backbone"] = count_paper_flops(part, side).gflops if part is not None else None
+    return fields
