@@ -46,3 +46,8 @@ def paper_unit_params(count: int) -> str:
     if count < 1_000_000:
         return f"{count / 1e6:.2f}M"
     return f"{count / 1_024_000:.2f}M"
+
+
+def printed_params(value: float) -> str:
+    """A Table 4 #Param as printed (the CSV stores the printed figure times its unit): 82910 -> '82.91K'."""
+    return f"{value / 1e3:.2f}K" if value < PAPER_K_BELOW else f"{value / 1e6:.2f}M"

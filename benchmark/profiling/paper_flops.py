@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ from torch import nn
 from .macs import eval_mode
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The module classes the convention counts, in the order the breakdown reports them.
 KINDS: tuple[tuple[str, type[nn.Module]], ...] = (
@@ -193,9 +194,11 @@ def count_paper_flops(
 
     With `meta` the forward runs on meta tensors (instant even for ResNet-101 nets at 512); a model
     whose forward cannot run on meta (data-dependent code, tensors kept outside its state) is then
-    counted by a real forward on its own device.
+    counted by a real forward on its own device. A model built on meta is always counted on meta.
     """
     shape = (1, in_channels, input_size, input_size)
+    if _model_device(model).type == "meta":
+        return _count(model, torch.empty(shape, device="meta"), meta=True)
     if meta:
         try:
             return _count(model, torch.empty(shape, device="meta"), meta=True)
@@ -221,21 +224,25 @@ def paper_gflops(model: nn.Module, input_size: int = 512, in_channels: int = 3) 
     return count_paper_flops(model, input_size, in_channels).gflops
 
 
-def paper_flops_of(name: str, input_size: int = 512, **kwargs: Any) -> PaperFlops:
-    """The release's count of registered model `name`: built and run on meta where its code allows,
-    else built on CPU and counted by a real forward."""
+def measure_registered(name: str, measure: Callable[[nn.Module], T], **kwargs: Any) -> T:
+    """`measure(model)` of registered model `name` built on the meta device (no memory, no arithmetic);
+    built on CPU instead when its builder or forward needs real data."""
     from models import create_model
 
-    shape = (1, 3, input_size, input_size)
     try:
         with torch.device("meta"):
             model = create_model(name, **kwargs)
-        return _count(model, torch.empty(shape, device="meta"), meta=True)
+        return measure(model)
     except Exception as err:  # noqa: BLE001 - some builders or forwards need real data
-        log.info("paper FLOPs of %s on meta failed (%s); counting on CPU", name, err)
-    return count_paper_flops(create_model(name, **kwargs), input_size, meta=False)
+        log.info("%s on meta failed (%s); building it on CPU", name, err)
+    return measure(create_model(name, **kwargs))
+
+
+def paper_flops_of(name: str, input_size: int = 512, **kwargs: Any) -> PaperFlops:
+    """The release's count of registered model `name` (see `measure_registered`)."""
+    return measure_registered(name, lambda model: count_paper_flops(model, input_size), **kwargs)
 
 
 def paper_gflops_of(name: str, input_size: int = 512, **kwargs: Any) -> float:
-    """The paper's GFLOPs of registered model `name` (see `paper_flops_of`)."""
+    """The paper's GFLOPs of registered model `name`."""
     return paper_flops_of(name, input_size, **kwargs).gflops
