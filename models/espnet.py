@@ -1,17 +1,24 @@
-"""ESPNet (Mehta et al., ECCV 2018) and ESPNetv2 (Mehta et al., CVPR 2019), written from the papers.
+"""ESPNet (Mehta et al., ECCV 2018) and ESPNetv2 (Mehta et al., CVPR 2019) as the MiniSeg release builds them
+(`full_code/models/Baselines/ESPNet.py` with p=2, q=8 and `ESPNetv2.py` with s=1).
 
-ESP module: a 1x1 conv reduces N input channels to d = N/K (K = 5; the first branch takes
-the remainder, N - (K-1)d), K parallel 3x3 convs with dilations 1, 2, 4, 8, 16, then
-hierarchical feature fusion (HFF: each dilated output adds the sum of the smaller
-dilations' outputs; the dilation-1 branch stays out of the sums) before concatenation, a residual add
-(non-strided) and BN + PReLU. The strided ESP replaces the 1x1 reduction by a 3x3
-stride-2 conv and has no residual.
+ESP module: a 1x1 conv (3x3 stride 2 when down-sampling) reduces the input to d = N/5
+channels, five 3x3 convs with dilations 1, 2, 4, 8, 16 follow (the dilation-1 branch gives
+the remainder N - 4d), hierarchical feature fusion (HFF: each dilated output adds the sum of
+the smaller dilations' outputs; the dilation-1 branch stays out of the sums), concatenation,
+a residual add (non-strided) and BN + per-channel PReLU. ESPNet's decoder (the paper's
+Fig. 4d, "RUM") projects levels 3 and 2 to the classes, upsamples with 2x2 transposed convs
+and merges level 1 with a 3x3 conv-BN-PReLU before a bias-free 2x2 transposed-conv classifier.
 
-ESPNetv2's EESP unit: grouped 1x1 reduction (K = 4 groups) to d = N/K, K depthwise 3x3
-convs whose dilations map the receptive field limit of the stage, HFF (all K branches
-in the running sum), BN + PReLU, a
-grouped 1x1 expansion (K groups) and a residual; its strided form concatenates an average
-pool of the input and adds a projection of the down-sampled input image.
+ESPNetv2's EESP unit: grouped 1x1 reduction (K = 4 groups) to d = N/K, K depthwise 3x3 convs
+whose dilations follow the stage's receptive-field limit, HFF over all K branches, BN + PReLU,
+a grouped 1x1 expansion (K groups) + BN, a residual where shapes allow, and a PReLU. The
+strided unit (inside the down-sampler) returns before that PReLU, which the release still
+builds. Down-sampler: average pool of the input beside a strided EESP, concatenated, plus a
+projection of the average-pooled input image, then PReLU. The segmentation head merges levels
+4 -> 3 (EESP + pyramid of pooled depthwise convs) -> 2 -> 1 at the classes' width.
+
+Every PReLU has one slope per channel, as in the release (issue 16: a single shared slope in
+front of a bias-free classifier can trap a 2-class output in one class).
 """
 from __future__ import annotations
 
@@ -21,17 +28,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvBNAct, upsample_to
+from .layers import upsample_to
 from .registry import register_model
 
 ESP_DILATIONS = (1, 2, 4, 8, 16)
+ESPNET_BN_EPS = 1e-3  # ESPNet's and CGNet's release files use BN eps 1e-3 throughout
+
+
+class ConvBNPReLU(nn.Sequential):
+    """k x k conv (bias-free, size-preserving padding) -> BN -> PReLU with one slope per output channel."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, groups: int = 1, eps: float = 1e-5
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(out_ch, eps=eps),
+            nn.PReLU(out_ch),
+        )
 
 
 class BNPReLU(nn.Sequential):
-    """BN -> PReLU, applied after concatenations."""
+    """BN -> per-channel PReLU, applied after concatenations."""
 
-    def __init__(self, channels: int) -> None:
-        super().__init__(nn.BatchNorm2d(channels), nn.PReLU(channels))
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__(nn.BatchNorm2d(channels, eps=eps), nn.PReLU(channels))
+
+
+class InputPyramid(nn.Sequential):
+    """The input image average-pooled `times` times by 3x3 stride 2 (input reinforcement / injection).
+
+    Pooling modules (not functional pools), as in the release, so that its FLOP counter sees them.
+    """
+
+    def __init__(self, times: int) -> None:
+        super().__init__(*(nn.AvgPool2d(3, 2, 1) for _ in range(times)))
 
 
 def cumulative_sums(branches: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -43,76 +74,70 @@ def cumulative_sums(branches: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 
 class ESPModule(nn.Module):
-    """ESP: reduce -> split -> 5 dilated 3x3 convs -> HFF -> concat (+ input) -> BN -> PReLU.
-
-    With fewer than 5 output channels (the decoder's ESP at 2 classes) only the first
-    `out_ch` dilations get a branch, one channel each.
-    """
+    """ESP: reduce -> 5 dilated 3x3 convs -> HFF -> concat (+ input when not strided) -> BN -> PReLU."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
-        branches = min(len(ESP_DILATIONS), out_ch)
-        d = out_ch // branches
-        first = out_ch - (branches - 1) * d
+        d = out_ch // len(ESP_DILATIONS)
+        first = out_ch - (len(ESP_DILATIONS) - 1) * d
         self.residual = stride == 1 and in_ch == out_ch
         kernel = 3 if stride == 2 else 1
         self.reduce = nn.Conv2d(in_ch, d, kernel, stride, kernel // 2, bias=False)
         self.branches = nn.ModuleList(
-            nn.Conv2d(d, first if i == 0 else d, 3, 1, r, r, bias=False)
-            for i, r in enumerate(ESP_DILATIONS[:branches])
+            nn.Conv2d(d, first if i == 0 else d, 3, 1, r, r, bias=False) for i, r in enumerate(ESP_DILATIONS)
         )
-        self.post = BNPReLU(out_ch)
+        self.post = BNPReLU(out_ch, ESPNET_BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduced = self.reduce(x)
         branches = [conv(reduced) for conv in self.branches]
-        out = torch.cat([branches[0], *cumulative_sums(branches[1:])], 1) if len(branches) > 1 else branches[0]
+        out = torch.cat([branches[0], *cumulative_sums(branches[1:])], 1)
         return self.post(out + x if self.residual else out)
 
 
-def image_pyramid(x: torch.Tensor, times: int) -> torch.Tensor:
-    """The input image average-pooled `times` times by 3x3 stride 2 (ESPNet's input reinforcement)."""
-    for _ in range(times):
-        x = F.avg_pool2d(x, 3, 2, 1)
-    return x
+def _deconv2x(channels: int) -> nn.ConvTranspose2d:
+    """A bias-free 2x2 stride-2 transposed conv (ESPNet's upsampling)."""
+    return nn.ConvTranspose2d(channels, channels, 2, 2, bias=False)
 
 
 class ESPNet(nn.Module):
-    """ESPNet (p = 2, q = 8): encoder at 1/8 with input reinforcement, light decoder with ESP fusion."""
+    """ESPNet (p, q): ESPNet-C encoder at 1/8 with input reinforcement, the RUM decoder to full size."""
 
     def __init__(self, num_classes: int = 2, in_channels: int = 3, p: int = 2, q: int = 8) -> None:
         super().__init__()
+        eps = ESPNET_BN_EPS
         c1, c2, c3 = 16 + in_channels, 64 * 2 + in_channels, 128 * 2
-        self.level1 = ConvBNAct(in_channels, 16, 3, 2, act=nn.PReLU)
-        self.level1_post = BNPReLU(c1)
-        self.level2_down = ESPModule(c1, 64, 2)
+        self.level1 = ConvBNPReLU(in_channels, 16, 3, 2, eps=eps)
+        self.sample1, self.sample2 = InputPyramid(1), InputPyramid(2)
+        self.b1 = BNPReLU(c1, eps)
+        self.level2_0 = ESPModule(c1, 64, 2)
         self.level2 = nn.Sequential(*(ESPModule(64, 64) for _ in range(p)))
-        self.level2_post = BNPReLU(c2)
-        self.level3_down = ESPModule(c2, 128, 2)
+        self.b2 = BNPReLU(c2, eps)
+        self.level3_0 = ESPModule(c2, 128, 2)
         self.level3 = nn.Sequential(*(ESPModule(128, 128) for _ in range(q)))
-        self.level3_post = BNPReLU(c3)
-        # Decoder (paper Fig. 4d): project to classes, upsample with deconvs, fuse with levels 2 and 1.
+        self.b3 = BNPReLU(c3, eps)
+        # Decoder: level 3 -> classes (conv, BN) -> 2x up; level 2 -> classes (conv); merge (BR, 1x1 conv, BR) -> 2x up.
         self.proj3 = nn.Conv2d(c3, num_classes, 1, bias=False)
-        self.up3 = self._deconv(num_classes)
-        self.proj2 = nn.Sequential(nn.Conv2d(c2, num_classes, 1, bias=False), BNPReLU(num_classes))
-        self.fuse2 = ESPModule(2 * num_classes, num_classes)
-        self.up2 = self._deconv(num_classes)
-        self.fuse1 = ConvBNAct(c1 + num_classes, num_classes, 3, act=nn.PReLU)
-        self.classifier = nn.ConvTranspose2d(num_classes, num_classes, 2, 2, bias=False)
-
-    @staticmethod
-    def _deconv(channels: int) -> nn.Sequential:
-        return nn.Sequential(nn.ConvTranspose2d(channels, channels, 2, 2, bias=False), BNPReLU(channels))
+        self.bn3 = nn.BatchNorm2d(num_classes, eps=eps)
+        self.up3 = _deconv2x(num_classes)
+        self.proj2 = nn.Conv2d(c2, num_classes, 1, bias=False)
+        self.merge2 = nn.Sequential(
+            BNPReLU(2 * num_classes, eps), nn.Conv2d(2 * num_classes, num_classes, 1), BNPReLU(num_classes, eps)
+        )
+        self.up2 = nn.Sequential(_deconv2x(num_classes), BNPReLU(num_classes, eps))
+        # The last conv-BN-PReLU before the bias-free classifier: one PReLU slope per class channel.
+        self.merge1 = ConvBNPReLU(c1 + num_classes, num_classes, 3, eps=eps)
+        self.classifier = _deconv2x(num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f1 = self.level1_post(torch.cat([self.level1(x), image_pyramid(x, 1)], 1))
-        down2 = self.level2_down(f1)
-        f2 = self.level2_post(torch.cat([down2, self.level2(down2), image_pyramid(x, 2)], 1))
-        down3 = self.level3_down(f2)
-        f3 = self.level3_post(torch.cat([down3, self.level3(down3)], 1))
-        y = self.up3(self.proj3(f3))
-        y = self.up2(self.fuse2(torch.cat([y, self.proj2(f2)], 1)))
-        y = self.classifier(self.fuse1(torch.cat([f1, y], 1)))
+        f1 = self.b1(torch.cat([self.level1(x), self.sample1(x)], 1))
+        down2 = self.level2_0(f1)
+        f2 = self.b2(torch.cat([self.level2(down2), down2, self.sample2(x)], 1))
+        down3 = self.level3_0(f2)
+        f3 = self.b3(torch.cat([down3, self.level3(down3)], 1))
+        y = self.up3(self.bn3(self.proj3(f3)))
+        y = self.up2(self.merge2(torch.cat([self.proj2(f2), y], 1)))
+        y = self.classifier(self.merge1(torch.cat([y, f1], 1)))
         return upsample_to(y, x.shape[-2:])
 
 
@@ -121,22 +146,24 @@ class ESPNet(nn.Module):
     family="espnet",
     paper_name="ESPNet",
     reference="Mehta et al., ESPNet: Efficient Spatial Pyramid of Dilated Convolutions for Semantic Segmentation, ECCV 2018",
-    notes="written from the paper; p=2, q=8 (the paper's ESPNet); the decoder's ESP keeps only 2 branches at 2 classes",
+    notes="the release's ESPNet.py (p=2, q=8): ESPNet-C encoder + RUM decoder, 345,573 params at 2 classes; "
+    "BN eps 1e-3 and per-channel PReLUs as there (an earlier build of ours had shared single-slope PReLUs in "
+    "level 1 and in the last conv-BN-PReLU, and an ESP module in the decoder: 345,565 params; issue 16)",
     input_multiple=8,
     min_input_size=32,
 )
 def espnet(num_classes: int = 2, in_channels: int = 3) -> ESPNet:
-    """ESPNet with its decoder (p=2, q=8)."""
+    """ESPNet with its RUM decoder (p=2, q=8), the release's build."""
     return ESPNet(num_classes, in_channels)
 
 
-# ESPNetv2 (Mehta et al., CVPR 2019). Table 1 widths at s = 1.0: levels 1-4 at strides 2/4/8/16.
+# ESPNetv2 at s = 1 (release EESPNet config): widths of levels 1-4 (strides 2/4/8/16).
 ESPNETV2_WIDTHS = (32, 64, 128, 256)
-ESPNETV2_REPEATS = (0, 3, 7)  # EESP units after the strided unit of levels 2, 3, 4 (level 1 is a conv)
-ESPNETV2_RLIMS = (13, 11, 9)  # receptive-field limit of the EESP dilations of levels 2, 3, 4
-EESP_GROUPS = 4
-# Not given in the paper: chosen so that the model's params match the paper table's 0.34M.
-ESPNETV2_DECODER_WIDTHS = (160, 80)
+ESPNETV2_RLIMS = (13, 11, 9, 7)  # receptive-field limit of EESP dilations per spatial level (levels 2-5)
+ESPNETV2_REPEATS = (3, 7)  # EESP units after the down-samplers of levels 3 and 4
+EESP_BRANCHES = 4
+ESPNETV2_DROPOUT = 0.2  # the release's p for s > 0.5
+PYRAMID_LEVELS = 4
 
 
 def eesp_dilations(branches: int, r_lim: int) -> list[int]:
@@ -145,110 +172,133 @@ def eesp_dilations(branches: int, r_lim: int) -> list[int]:
     return sorted((s - 1) // 2 for s in sizes)
 
 
-class EESP(nn.Module):
-    """EESP unit: grouped 1x1 reduce -> K depthwise dilated 3x3 -> HFF -> BN/PReLU -> grouped 1x1 expand (-> + input)."""
+def _up_aligned(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize with align_corners=True (ESPNetv2 upsamples x2 this way; equal at multiples of 16)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, r_lim: int = 13, groups: int = EESP_GROUPS) -> None:
+
+class EESP(nn.Module):
+    """EESP unit: grouped 1x1 reduce -> K depthwise dilated 3x3 -> HFF -> BN/PReLU -> grouped 1x1 expand + BN
+    -> (+ input when shapes match) -> PReLU; the strided unit returns before the final PReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, r_lim: int = 7, branches: int = EESP_BRANCHES) -> None:
         super().__init__()
-        d = out_ch // groups
-        if d * groups != out_ch:
-            raise ValueError(f"EESP: {out_ch} output channels do not split into {groups} groups")
-        self.reduce = ConvBNAct(in_ch, d, 1, groups=groups, act=nn.PReLU)
+        d = out_ch // branches
+        if d * branches != out_ch:
+            raise ValueError(f"EESP: {out_ch} output channels do not split into {branches} branches")
+        self.stride = stride
+        self.reduce = ConvBNPReLU(in_ch, d, 1, groups=branches)
         self.branches = nn.ModuleList(
-            nn.Conv2d(d, d, 3, stride, r, r, groups=d, bias=False) for r in eesp_dilations(groups, r_lim)
+            nn.Conv2d(d, d, 3, stride, r, r, groups=d, bias=False) for r in eesp_dilations(branches, r_lim)
         )
         self.post = BNPReLU(out_ch)
-        self.expand = ConvBNAct(out_ch, out_ch, 1, groups=groups, act=None)
-        self.act = nn.PReLU(out_ch) if stride == 1 else None
+        self.expand = nn.Sequential(nn.Conv2d(out_ch, out_ch, 1, groups=branches, bias=False), nn.BatchNorm2d(out_ch))
+        self.act = nn.PReLU(out_ch)  # built for strided units too (unused there), as in the release
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduced = self.reduce(x)
-        branches = [conv(reduced) for conv in self.branches]
-        y = self.expand(self.post(torch.cat(cumulative_sums(branches), 1)))
-        return self.act(y + x) if self.act is not None else y
+        y = self.expand(self.post(torch.cat(cumulative_sums([conv(reduced) for conv in self.branches]), 1)))
+        if self.stride == 2:
+            return y
+        return self.act(y + x if y.shape == x.shape else y)
 
 
-class StridedEESP(nn.Module):
-    """Down-sampling unit: stride-2 EESP (out - in channels) beside an avg-pool of the input,
-    plus a projection of the input image (3x3 conv -> 1x1 conv) at the new size."""
+class EESPDownSampler(nn.Module):
+    """Average pool of the input beside a stride-2 EESP (out - in channels), concatenated, plus a
+    projection (3x3 conv-BN-PReLU, 1x1 conv-BN) of the input image pooled to the new size, -> PReLU."""
 
     def __init__(self, in_ch: int, out_ch: int, r_lim: int, image_channels: int) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(3, 2, 1)
         self.eesp = EESP(in_ch, out_ch - in_ch, 2, r_lim)
         self.image = nn.Sequential(
-            ConvBNAct(image_channels, image_channels, 3, act=nn.PReLU), ConvBNAct(image_channels, out_ch, 1, act=None)
+            ConvBNPReLU(image_channels, image_channels, 3),
+            nn.Sequential(nn.Conv2d(image_channels, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch)),
         )
         self.act = nn.PReLU(out_ch)
 
     def forward(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        y = torch.cat([self.eesp(x), F.avg_pool2d(x, 3, 2, 1)], 1)
-        image = F.adaptive_avg_pool2d(image, y.shape[-2:])
-        return self.act(y + self.image(image))
+        y = torch.cat([self.pool(x), self.eesp(x)], 1)
+        return self.act(y + self.image(_pool_to(image, y.shape[-1])))
 
 
-class PyramidPool(nn.Module):
-    """Efficient pyramid pooling (our reading of ESPNetv2's decoder): 1x1 projection, depthwise 3x3
-    convs at 1, 1/2, 1/4 and 1/8 of the size, resized back, concatenated -> BN/PReLU -> grouped 1x1."""
+def _pool_to(image: torch.Tensor, width: int) -> torch.Tensor:
+    """Average-pool (3x3, stride 2) the image at least once, until its width is `width`."""
+    image = F.avg_pool2d(image, 3, 2, 1)
+    while image.shape[-1] > width:
+        image = F.avg_pool2d(image, 3, 2, 1)
+    if image.shape[-1] != width:
+        raise ValueError(f"ESPNetv2: cannot pool the input image to width {width} (got {image.shape[-1]})")
+    return image
 
-    SCALES = (1, 2, 4, 8)
 
-    def __init__(self, in_ch: int, proj_ch: int, out_ch: int) -> None:
+class PooledDepthwisePyramid(nn.Module):
+    """ESPNetv2's segmentation pyramid: the input, repeatedly average-pooled (3x3 stride 2), a depthwise 3x3
+    conv at each level, resized back, all concatenated -> 1x1 conv-BN-PReLU."""
+
+    def __init__(self, channels: int, out_ch: int, levels: int = PYRAMID_LEVELS) -> None:
         super().__init__()
-        self.project = ConvBNAct(in_ch, proj_ch, 1, act=nn.PReLU)
-        self.levels = nn.ModuleList(nn.Conv2d(proj_ch, proj_ch, 3, 1, 1, groups=proj_ch, bias=False) for _ in self.SCALES)
-        self.post = BNPReLU(proj_ch * len(self.SCALES))
-        groups = len(self.SCALES) if out_ch % len(self.SCALES) == 0 else 1
-        self.fuse = nn.Conv2d(proj_ch * len(self.SCALES), out_ch, 1, groups=groups, bias=False)
+        self.stages = nn.ModuleList(
+            nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False) for _ in range(levels)
+        )
+        self.project = ConvBNPReLU(channels * (levels + 1), out_ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.project(x)
-        size = x.shape[-2:]
-        outs = []
-        for scale, conv in zip(self.SCALES, self.levels):
-            pooled = x if scale == 1 else F.adaptive_avg_pool2d(x, (max(size[0] // scale, 1), max(size[1] // scale, 1)))
-            outs.append(upsample_to(conv(pooled), size))
-        return self.fuse(self.post(torch.cat(outs, 1)))
+        outs, pooled = [x], x
+        for conv in self.stages:
+            pooled = F.avg_pool2d(pooled, 3, 2, 1)
+            outs.append(_up_aligned(conv(pooled), x.shape[-2:]))
+        return self.project(torch.cat(outs, 1))
 
 
 class ESPNetv2(nn.Module):
-    """ESPNetv2 (s = 1): EESP encoder to 1/16, pyramid-pooling decoder merged with levels 3 and 2, output at 1/4."""
+    """ESPNetv2 (s = 1): EESP encoder to 1/16 with input reinforcement, the release's segmentation head to 1/2."""
 
-    def __init__(
-        self, num_classes: int = 2, in_channels: int = 3, decoder_widths: Sequence[int] = ESPNETV2_DECODER_WIDTHS
-    ) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 3) -> None:
         super().__init__()
         w1, w2, w3, w4 = ESPNETV2_WIDTHS
-        self.level1 = ConvBNAct(in_channels, w1, 3, 2, act=nn.PReLU)
-        self.downs = nn.ModuleList(
-            StridedEESP(cin, cout, r, in_channels) for cin, cout, r in zip((w1, w2, w3), (w2, w3, w4), ESPNETV2_RLIMS)
+        r2, r3, r4, r5 = ESPNETV2_RLIMS
+        self.level1 = ConvBNPReLU(in_channels, w1, 3, 2)
+        self.level2_0 = EESPDownSampler(w1, w2, r2, in_channels)
+        self.level3_0 = EESPDownSampler(w2, w3, r3, in_channels)
+        self.level3 = nn.Sequential(*(EESP(w3, w3, 1, r4) for _ in range(ESPNETV2_REPEATS[0])))
+        self.level4_0 = EESPDownSampler(w3, w4, r4, in_channels)
+        self.level4 = nn.Sequential(*(EESP(w4, w4, 1, r5) for _ in range(ESPNETV2_REPEATS[1])))
+        psp = 2 * w3
+        self.proj_l4 = ConvBNPReLU(w4, w3, 1)
+        self.psp = nn.Sequential(EESP(psp, psp // 2, 1, r5), PooledDepthwisePyramid(psp // 2, psp // 2))
+        self.project_l3 = nn.Sequential(nn.Dropout2d(ESPNETV2_DROPOUT), nn.Conv2d(psp // 2, num_classes, 1, bias=False))
+        self.act_l3 = BNPReLU(num_classes)
+        self.project_l2 = ConvBNPReLU(w2 + num_classes, num_classes, 1)
+        self.project_l1 = nn.Sequential(
+            nn.Dropout2d(ESPNETV2_DROPOUT), nn.Conv2d(w1 + num_classes, num_classes, 1, bias=False)
         )
-        self.levels = nn.ModuleList(
-            nn.Sequential(*(EESP(w, w, 1, r) for _ in range(n)))
-            for w, n, r in zip((w2, w3, w4), ESPNETV2_REPEATS, ESPNETV2_RLIMS)
-        )
-        d1, d2 = decoder_widths
-        self.pool4 = PyramidPool(w4, d1, d1)
-        self.merge3 = nn.Sequential(nn.Conv2d(w3, d1, 1, bias=False), nn.BatchNorm2d(d1))
-        self.pool3 = PyramidPool(d1, d2, d2)
-        self.merge2 = nn.Sequential(nn.Conv2d(w2, d2, 1, bias=False), nn.BatchNorm2d(d2))
-        self.pool2 = PyramidPool(d2, d2 // 2, num_classes)
-        self.act3, self.act2 = nn.PReLU(d1), nn.PReLU(d2)
+        self._init_encoder()
+
+    def _init_encoder(self) -> None:
+        """The release initialises its EESPNet encoder (not the head): He-normal (fan_out) convs, BN 1/0."""
+        for module in (self.level1, self.level2_0, self.level3_0, self.level3, self.level4_0, self.level4):
+            for m in module.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out")
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Level 2-4 outputs (strides 4, 8, 16)."""
-        y = self.level1(x)
-        feats = []
-        for down, level in zip(self.downs, self.levels):
-            y = level(down(y, x))
-            feats.append(y)
-        return feats
+        """Level 1-4 outputs (strides 2, 4, 8, 16)."""
+        l1 = self.level1(x)
+        l2 = self.level2_0(l1, x)
+        l3 = self.level3(self.level3_0(l2, x))
+        l4 = self.level4(self.level4_0(l3, x))
+        return [l1, l2, l3, l4]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f2, f3, f4 = self.encode(x)
-        y = upsample_to(self.pool4(f4), f3.shape[-2:])
-        y = upsample_to(self.pool3(self.act3(y + self.merge3(f3))), f2.shape[-2:])
-        y = self.pool2(self.act2(y + self.merge2(f2)))
-        return upsample_to(y, x.shape[-2:])
+        l1, l2, l3, l4 = self.encode(x)
+        y = self.psp(torch.cat([l3, _up_aligned(self.proj_l4(l4), l3.shape[-2:])], 1))
+        y = self.act_l3(self.project_l3(y))
+        y = self.project_l2(torch.cat([l2, _up_aligned(y, l2.shape[-2:])], 1))
+        y = self.project_l1(torch.cat([l1, _up_aligned(y, l1.shape[-2:])], 1))
+        return _up_aligned(y, x.shape[-2:])
 
 
 @register_model(
@@ -256,12 +306,13 @@ class ESPNetv2(nn.Module):
     family="espnet",
     paper_name="ESPNetv2",
     reference="Mehta et al., ESPNetv2: A Light-weight, Power Efficient, and General Purpose CNN, CVPR 2019",
-    notes="written from the paper: EESP encoder (s=1, levels 1-4, r_lim 13/11/9); the segmentation decoder "
-    "(pyramid pooling, merges with levels 3 and 2) is our reading of the paper's short description, its "
-    "widths (160, 80) chosen to match the table's 0.34M params",
+    notes="the release's ESPNetv2.py (s=1): EESPNet encoder (levels 1-4, r_lim 13/11/9/7) + its segmentation "
+    "head; 335,850 params at 2 classes, of which the three strided EESP units' final PReLUs (224) are built "
+    "but never called, as in the release (335,626 on the forward path). The release's forward also returns "
+    "the level-3 class map upsampled x8, which its loss (train_bl.py) ignores: we return the main output only",
     input_multiple=16,
     min_input_size=32,
 )
 def espnetv2(num_classes: int = 2, in_channels: int = 3) -> ESPNetv2:
-    """ESPNetv2 segmentation network (s=1)."""
+    """ESPNetv2 segmentation network (s=1), the release's build."""
     return ESPNetv2(num_classes, in_channels)
