@@ -1,241 +1,421 @@
-"""ImageNet classification backbones + MiniSeg's decoder: the paper's Table 4 rows MobileNet,
-MobileNetv2, ShuffleNet, ShuffleNetv2 and EfficientNet.
+"""ImageNet classification backbones under the release's light decoder: the paper's Table 4 rows
+MobileNet, MobileNetv2, ShuffleNet, ShuffleNetv2 and EfficientNet, as the MiniSeg release builds
+them (`full_code/models/Baselines/MobileNetV1.py`, `MobileNetV2.py`, `ShuffleNetV1.py`,
+`ShuffleNetV2.py`, `Others/EfficientNet.py`).
 
-Each backbone is the classification network without its classifier (global pool + fc):
-its stride-4, 8 and 16 stage outputs and its final feature map (stride 32, after
-`conv_head` / `conv5` where the network has one) feed MiniSeg decoder levels 1, 2, 3, 4.
-The decoder keeps MiniSeg's widths (8, 24, 32, 64): its 1x1 lateral convs (`up4_conv4`,
-`up{s}_conv{s}`) project the backbone's channels to them. This reading of "MiniSeg's
-decoder" reproduces Table 4's params and GFLOPs (the backbone dominates both); a decoder
-widened to the backbone's channels would add up to 2M params (MobileNet) and many GMACs.
-MiniSeg's three auxiliary heads are kept (aux weights 1/.4/.4/.4). Backbones start from
-random weights; `pretrained=True` downloads ImageNet weights (the paper used them, except
-for EfficientNet). ShuffleNet (v1) is in neither timm nor torchvision: written here from its paper.
+Each backbone returns its stage outputs, finest first. The decoder (`BackboneWidthDecoder`, the
+release's "FastSal" head) works at the backbone's own widths: from the deepest stage up, the
+previous map is upsampled to stage k's size, passed through MiniSeg's FFM block (1x1 conv to
+stage k's width, depthwise 3x3 convs at dilations 1 and 2, summed, BN) and added to a 1x1 conv
+(with bias) + BN of stage k, then a per-channel PReLU; dropout 0.1 and a 1x1 classifier on the
+finest stage, upsampled to the input. No auxiliary heads.
+
+Table 4's params and GFLOPs for MobileNet, MobileNetv2, ShuffleNet and ShuffleNetv2 are the
+backbone's alone (`model.backbone`); the trained networks registered here hold backbone + decoder.
+
+Where a torchvision or timm ImageNet twin exists the backbone has its exact parameter layout:
+MobileNetV2 and ShuffleNetV2 are torchvision's modules (`features`, `conv1` ... `conv5`);
+MobileNetV1 is written with plain modules under timm `mobilenetv1_100`'s parameter names (timm's
+BatchNormAct2d would hide the BN from the release's FLOP counter) and loads its ImageNet weights
+strictly. ShuffleNet (v1, g=3) and the release's EfficientNet-B0 variant have no such twin.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvBNAct, channel_shuffle
-from .miniseg import AUX_WEIGHTS, CHANNELS, MiniSegDecoder
+from .backbones import adapt_first_conv
+from .layers import ConvBNAct, channel_shuffle, upsample_to
+from .miniseg import DecoderBlock
 from .registry import register_model
 
-FAMILY = "backbone+miniseg-decoder"
-DECODER_NOTE = (
-    "backbone stride-4/8/16 stages + final stride-32 features -> MiniSeg decoder levels 1-4 "
-    "(widths 8/24/32/64, 1x1 lateral projections); aux heads counted"
-)
+FAMILY = "light-backbone"
+DECODER_DROPOUT = 0.1
+TABLE4_NOTE = "Table 4 counted the backbone alone"
 
 
-class BackboneMiniSeg(MiniSegDecoder):
-    """A backbone returning four maps (strides 4/8/16/32) under MiniSeg's decoder and heads."""
+class BackboneWidthDecoder(nn.Module):
+    """The release's light-backbone decoder: top-down FFM fusion at each stage's own width, then a 1x1 classifier."""
 
-    def __init__(self, encoder: nn.Module, feature_channels: Sequence[int], num_classes: int = 2) -> None:
-        super().__init__(CHANNELS, num_classes, aux=True, feature_channels=feature_channels)
-        self.encoder = encoder
-
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(self.encoder(x))
-
-
-class TimmTrunk(nn.Module):
-    """A timm EfficientNet-family classifier without its head: stride-4/8/16 stage outputs + final features."""
-
-    def __init__(self, name: str, in_channels: int, pretrained: bool) -> None:
+    def __init__(self, channels: Sequence[int], num_classes: int) -> None:
         super().__init__()
+        widths = list(channels)
+        self.fuse = nn.ModuleList(DecoderBlock(deeper, width) for width, deeper in zip(widths, widths[1:]))
+        self.lateral = nn.ModuleList(nn.Conv2d(width, width, 1) for width in widths[:-1])
+        self.lateral_bn = nn.ModuleList(nn.BatchNorm2d(width) for width in widths[:-1])
+        self.act = nn.ModuleList(nn.PReLU(width) for width in widths[:-1])
+        self.classifier = nn.Sequential(nn.Dropout2d(DECODER_DROPOUT), nn.Conv2d(widths[0], num_classes, 1))
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        y = feats[-1]
+        for k in reversed(range(len(feats) - 1)):
+            y = upsample_to(y, feats[k].shape[-2:])
+            y = self.act[k](self.fuse[k](y) + self.lateral_bn[k](self.lateral[k](feats[k])))
+        return self.classifier(y)
+
+
+class BackboneSeg(nn.Module):
+    """A backbone (stage outputs, finest first, widths in `.channels`) under `BackboneWidthDecoder`."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 2) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = BackboneWidthDecoder(backbone.channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upsample_to(self.decoder(self.backbone(x)), x.shape[-2:])
+
+
+def _run_stages(x: torch.Tensor, stages: Sequence[nn.Module]) -> list[torch.Tensor]:
+    """Apply `stages` in turn and keep every stage's output."""
+    feats = []
+    for stage in stages:
+        x = stage(x)
+        feats.append(x)
+    return feats
+
+
+# ---------------------------------------------------------------- MobileNetV1 (Howard et al., 2017)
+# (width, units, stride of the first unit) of the release's stages 1-5 (stage 1 also holds the stem).
+MOBILENETV1_STAGES = ((64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2))
+MOBILENETV1_STEM = 32
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNetV1 unit: 3x3 depthwise conv-BN-ReLU -> 1x1 conv-BN-ReLU (parameter names as timm's)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.conv_dw = nn.Conv2d(in_ch, in_ch, 3, stride, 1, groups=in_ch, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv_pw = nn.Conv2d(in_ch, out_ch, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.act2 = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act2(self.bn2(self.conv_pw(self.act1(self.bn1(self.conv_dw(x))))))
+
+
+class MobileNetV1Features(nn.Module):
+    """MobileNetV1 1.0x without classifier, ReLU as in the release; stage outputs at strides 2-32.
+
+    Its state_dict keys and shapes equal timm `mobilenetv1_100`'s without the classifier.
+    """
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv_stem = nn.Conv2d(in_channels, MOBILENETV1_STEM, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(MOBILENETV1_STEM)
+        self.act1 = nn.ReLU(inplace=True)
+        stages, in_ch = [], MOBILENETV1_STEM
+        for width, units, stride in MOBILENETV1_STAGES:
+            stages.append(nn.Sequential(*(DepthwiseSeparable(in_ch if i == 0 else width, width, stride if i == 0 else 1)
+                                          for i in range(units))))
+            in_ch = width
+        self.blocks = nn.Sequential(*stages)
+        self.channels = tuple(width for width, _, _ in MOBILENETV1_STAGES)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return _run_stages(self.act1(self.bn1(self.conv_stem(x))), self.blocks)
+
+    def load_timm_imagenet(self) -> None:
+        """Copy timm `mobilenetv1_100`'s ImageNet weights in (downloads; strict: every key must match)."""
         import timm
 
-        self.net = timm.create_model(name, pretrained=pretrained, in_chans=in_channels, num_classes=0, global_pool="")
-        by_stride = {info["reduction"]: info for info in self.net.feature_info}  # module "blocks.<i>"
-        self.taps = [int(by_stride[r]["module"].split(".")[1]) for r in (4, 8, 16)]
-        self.channels = [by_stride[r]["num_chs"] for r in (4, 8, 16)] + [self.net.num_features]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.net.bn1(self.net.conv_stem(x))
-        feats = []
-        for i, stage in enumerate(self.net.blocks):
-            x = stage(x)
-            if i in self.taps:
-                feats.append(x)
-        feats.append(self.net.bn2(self.net.conv_head(x)))
-        return feats
+        state = timm.create_model("mobilenetv1_100", pretrained=True).state_dict()
+        self.load_state_dict({k: v for k, v in state.items() if not k.startswith("classifier.")})
 
 
-# ShuffleNet V2 1.0x (Ma et al., ECCV 2018, Table 5): max-pool, stage 2, stage 3, conv5 output channels.
-SHUFFLENETV2_CHANNELS = (24, 116, 232, 1024)
+def mobilenetv1_features(in_channels: int = 3, pretrained: bool = False) -> MobileNetV1Features:
+    """MobileNetV1 features; `pretrained` loads timm's ImageNet weights (then adapts the stem to `in_channels`)."""
+    if not pretrained:
+        return MobileNetV1Features(in_channels)
+    net = MobileNetV1Features(3)
+    net.load_timm_imagenet()
+    net.conv_stem = adapt_first_conv(net.conv_stem, in_channels)
+    return net
 
 
-class ShuffleNetV2Features(nn.Module):
-    """torchvision's ShuffleNetV2 1.0x without classifier: max-pool (s4), stages 2-3 (s8/16), stage 4 + conv5 (s32)."""
+# ---------------------------------------------------------------- MobileNetV2 (Sandler et al., 2018)
+# Last index in torchvision's `features` of each of the release's stages 1-5 (strides 2-32).
+MOBILENETV2_TAPS = (1, 3, 6, 13, 18)
+MOBILENETV2_CHANNELS = (16, 24, 32, 96, 1280)
 
-    def __init__(self, in_channels: int, pretrained: bool) -> None:
+
+class MobileNetV2Features(nn.Module):
+    """torchvision's MobileNetV2 1.0x `features` (no classifier), tapped after each of the release's five stages."""
+
+    def __init__(self, in_channels: int = 3, pretrained: bool = False) -> None:
         super().__init__()
-        from torchvision.models import shufflenet_v2_x1_0
+        from torchvision.models import mobilenet_v2
 
-        net = shufflenet_v2_x1_0(weights="DEFAULT" if pretrained else None)
-        if in_channels != 3:
-            net.conv1[0] = nn.Conv2d(in_channels, net.conv1[0].out_channels, 3, 2, 1, bias=False)
-        self.stem = nn.Sequential(net.conv1, net.maxpool)
-        self.stages = nn.ModuleList([net.stage2, net.stage3, nn.Sequential(net.stage4, net.conv5)])
-        self.channels = list(SHUFFLENETV2_CHANNELS)
+        net = mobilenet_v2(weights="DEFAULT" if pretrained else None)
+        net.features[0][0] = adapt_first_conv(net.features[0][0], in_channels)
+        self.features = net.features
+        self.channels = MOBILENETV2_CHANNELS
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = [self.stem(x)]
-        for stage in self.stages:
-            feats.append(stage(feats[-1]))
+        feats = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in MOBILENETV2_TAPS:
+                feats.append(x)
         return feats
 
 
-# ShuffleNet (Zhang et al., CVPR 2018), Table 1: output channels of stages 2-4 per group count (1x).
-SHUFFLENET_CHANNELS = {
-    1: (144, 288, 576),
-    2: (200, 400, 800),
-    3: (240, 480, 960),
-    4: (272, 544, 1088),
-    8: (384, 768, 1536),
-}
-SHUFFLENET_REPEATS = (4, 8, 4)
+# ---------------------------------------------------------------- ShuffleNet (Zhang et al., CVPR 2018)
+SHUFFLENET_GROUPS = 3
+SHUFFLENET_G3_WIDTHS = (240, 480, 960)  # stages 2-4 at g = 3 (paper Table 1, 1x)
+SHUFFLENET_UNITS = (4, 8, 4)
 SHUFFLENET_STEM = 24
 
 
 class ShuffleUnit(nn.Module):
-    """ShuffleNet unit: 1x1 GConv -> shuffle -> 3x3 DWConv (stride) -> 1x1 GConv, residual add or avg-pool concat.
+    """ShuffleNet unit as the release builds it: 1x1 (G)conv-BN-ReLU -> shuffle -> 3x3 depthwise conv-BN ->
+    1x1 GConv-BN; residual add, or (stride 2) concat after a 3x3 avg-pool of the input; ReLU. Convs carry a bias.
 
-    The bottleneck is a quarter of the unit's output channels; stage 2's first unit uses a
-    plain 1x1 conv (its input has only 24 channels), as in the paper.
+    The bottleneck is a quarter of the unit's output channels; stage 2's first unit uses a plain
+    1x1 conv (its input has only 24 channels) but still shuffles in `groups`, as the release does.
     """
 
     def __init__(self, in_ch: int, out_ch: int, groups: int, stride: int, group_first: bool = True) -> None:
         super().__init__()
         mid = out_ch // 4
         self.stride = stride
-        self.first_groups = groups if group_first else 1
+        self.groups = groups
         branch_out = out_ch - in_ch if stride == 2 else out_ch
-        self.compress = ConvBNAct(in_ch, mid, 1, groups=self.first_groups, act=nn.ReLU)
-        self.depthwise = ConvBNAct(mid, mid, 3, stride, groups=mid, act=None)
-        self.expand = ConvBNAct(mid, branch_out, 1, groups=groups, act=None)
-        if stride == 2:
-            self.shortcut = nn.AvgPool2d(3, 2, 1)
-        self.act = nn.ReLU(inplace=True)
+        self.compress = nn.Sequential(
+            nn.Conv2d(in_ch, mid, 1, groups=groups if group_first else 1), nn.BatchNorm2d(mid), nn.ReLU()
+        )
+        self.depthwise = nn.Sequential(nn.Conv2d(mid, mid, 3, stride, 1, groups=mid), nn.BatchNorm2d(mid))
+        self.expand = nn.Sequential(nn.Conv2d(mid, branch_out, 1, groups=groups), nn.BatchNorm2d(branch_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = channel_shuffle(self.compress(x), self.first_groups)
-        y = self.expand(self.depthwise(y))
-        y = torch.cat([self.shortcut(x), y], 1) if self.stride == 2 else x + y
-        return self.act(y)
+        y = self.expand(self.depthwise(channel_shuffle(self.compress(x), self.groups)))
+        y = torch.cat([F.avg_pool2d(x, 3, 2, 1), y], 1) if self.stride == 2 else x + y
+        return F.relu(y)
 
 
 class ShuffleNetV1Features(nn.Module):
-    """ShuffleNet 1x (v1) trunk: 3x3 conv s2 + max-pool (s4), stages 2-4 (s8/16/32)."""
+    """ShuffleNet 1x, g=3, without classifier: 3x3 stride-2 conv (bias, no BN) + max-pool (s4), stages 2-4 (s8/16/32)."""
 
-    def __init__(self, in_channels: int = 3, groups: int = 3) -> None:
+    def __init__(self, in_channels: int = 3, groups: int = SHUFFLENET_GROUPS) -> None:
         super().__init__()
-        if groups not in SHUFFLENET_CHANNELS:
-            raise ValueError(f"ShuffleNet groups must be one of {sorted(SHUFFLENET_CHANNELS)}, got {groups}")
-        widths = list(SHUFFLENET_CHANNELS[groups])
-        self.stem = nn.Sequential(ConvBNAct(in_channels, SHUFFLENET_STEM, 3, 2), nn.MaxPool2d(3, 2, 1))
+        if groups != SHUFFLENET_GROUPS:
+            raise ValueError(f"ShuffleNetV1Features: the release builds g={SHUFFLENET_GROUPS} only, got g={groups}")
+        self.conv1 = nn.Conv2d(in_channels, SHUFFLENET_STEM, 3, 2, 1)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
         stages, in_ch = [], SHUFFLENET_STEM
-        for i, (width, repeats) in enumerate(zip(widths, SHUFFLENET_REPEATS)):
-            units = [ShuffleUnit(in_ch, width, groups, 2, group_first=i > 0)]
-            units += [ShuffleUnit(width, width, groups, 1) for _ in range(repeats - 1)]
-            stages.append(nn.Sequential(*units))
+        for i, (width, units) in enumerate(zip(SHUFFLENET_G3_WIDTHS, SHUFFLENET_UNITS)):
+            first = ShuffleUnit(in_ch, width, groups, 2, group_first=i > 0)
+            stages.append(nn.Sequential(first, *(ShuffleUnit(width, width, groups, 1) for _ in range(units - 1))))
             in_ch = width
         self.stages = nn.ModuleList(stages)
-        self.channels = [SHUFFLENET_STEM] + widths
+        self.channels = (SHUFFLENET_STEM, *SHUFFLENET_G3_WIDTHS)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = [self.stem(x)]
-        for stage in self.stages:
-            feats.append(stage(feats[-1]))
-        return feats
+        x = self.maxpool(self.conv1(x))
+        return [x, *_run_stages(x, self.stages)]
 
 
-def _with_timm(name: str, num_classes: int, in_channels: int, pretrained: bool) -> BackboneMiniSeg:
-    encoder = TimmTrunk(name, in_channels, pretrained)
-    return BackboneMiniSeg(encoder, encoder.channels, num_classes)
+# ---------------------------------------------------------------- ShuffleNetV2 (Ma et al., ECCV 2018)
+SHUFFLENETV2_CHANNELS = (24, 116, 232, 1024)  # 1.0x: max-pool, stage 2, stage 3, conv5
 
 
-_COMMON = dict(family=FAMILY, aux_weights=AUX_WEIGHTS, input_multiple=32, min_input_size=32)
-_MINISEG = "decoder: Qiu et al., MiniSeg, AAAI 2021"
+class ShuffleNetV2Features(nn.Module):
+    """torchvision's ShuffleNetV2 1.0x without `fc` (same module names): max-pool (s4), stages 2-3, stage 4 + conv5."""
+
+    def __init__(self, in_channels: int = 3, pretrained: bool = False) -> None:
+        super().__init__()
+        from torchvision.models import shufflenet_v2_x1_0
+
+        net = shufflenet_v2_x1_0(weights="DEFAULT" if pretrained else None)
+        net.conv1[0] = adapt_first_conv(net.conv1[0], in_channels)
+        self.conv1, self.maxpool = net.conv1, net.maxpool
+        self.stage2, self.stage3, self.stage4, self.conv5 = net.stage2, net.stage3, net.stage4, net.conv5
+        self.channels = SHUFFLENETV2_CHANNELS
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f1 = self.maxpool(self.conv1(x))
+        f2 = self.stage2(f1)
+        f3 = self.stage3(f2)
+        return [f1, f2, f3, self.conv5(self.stage4(f3))]
+
+
+# ---------------------------------------------------------------- EfficientNet-B0, the release's dilated variant
+# Per release layer 1-6: (kernel, width, units, stride, expansion) rows. Unlike Tan & Le's B0, the
+# 80-wide row has stride 1 and the 112-wide row stride 2; layers 4-5 are dilated (output stride 8).
+EFFICIENTNET_B0_LAYERS = (
+    ((3, 16, 1, 1, 1),),
+    ((3, 24, 2, 2, 6),),
+    ((5, 40, 2, 2, 6), (3, 80, 3, 1, 6)),
+    ((5, 112, 3, 2, 6),),
+    ((5, 192, 4, 2, 6),),
+    ((3, 320, 1, 1, 6),),
+)
+EFFICIENTNET_DILATED = (False, False, False, True, True, False)
+EFFICIENTNET_STEM, EFFICIENTNET_HEAD, IMAGENET_CLASSES = 32, 1280, 1000
+SE_RATIO = 0.25
+DROP_CONNECT = 0.2
+
+
+class SqueezeExcite(nn.Module):
+    """Global pool -> 1x1 conv (bias-free) -> swish -> 1x1 conv (bias-free) -> sigmoid, weighting the channels."""
+
+    def __init__(self, channels: int, squeezed: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, squeezed, 1, bias=False), nn.SiLU(), nn.Conv2d(squeezed, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(self.pool(x))
+
+
+class MBConv(nn.Module):
+    """The release's MBConv: [1x1 expand conv-BN-hswish] -> kxk depthwise conv-BN-hswish -> SE (a quarter of the
+    EXPANDED width) -> 1x1 conv-BN; residual (after channel dropout 0.2) where shapes allow."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expansion: int, dilation: int = 1) -> None:
+        super().__init__()
+        inner = int(round(in_ch * expansion))
+        layers: list[nn.Module] = [ConvBNAct(in_ch, inner, 1, act=nn.Hardswish)] if expansion != 1 else []
+        layers += [
+            ConvBNAct(inner, inner, kernel, stride, dilation, groups=inner, act=nn.Hardswish),
+            SqueezeExcite(inner, max(1, int(inner * SE_RATIO))),
+            nn.Conv2d(inner, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and in_ch == out_ch
+        if self.residual:
+            self.dropout = nn.Dropout2d(DROP_CONNECT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return x + self.dropout(y) if self.residual else y
+
+
+class DilatedEfficientNetB0(nn.Module):
+    """The release's EfficientNet-B0 (dilated=True): stem + six layers (strides 2, 4, 8, 8, 8, 8), and its
+    1000-class classifier (1x1 conv-BN-hswish to 1280, pool, dropout, 1x1 conv) built but never called."""
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv1 = ConvBNAct(in_channels, EFFICIENTNET_STEM, 3, 2, act=nn.Hardswish)
+        layers, in_ch = [], EFFICIENTNET_STEM
+        for rows, dilated in zip(EFFICIENTNET_B0_LAYERS, EFFICIENTNET_DILATED):
+            blocks: list[nn.Module] = []
+            for kernel, width, units, stride, expansion in rows:
+                # a dilated layer: the first unit gets stride 1 and dilation 2, the others dilation 1 (as released)
+                blocks.append(MBConv(in_ch, width, kernel, 1 if dilated else stride, expansion, 2 if dilated else 1))
+                blocks += [MBConv(width, width, kernel, 1, expansion) for _ in range(units - 1)]
+                in_ch = width
+            layers.append(nn.Sequential(*blocks))
+        self.layers = nn.ModuleList(layers)
+        self.classifier = nn.Sequential(
+            ConvBNAct(in_ch, EFFICIENTNET_HEAD, 1, act=nn.Hardswish), nn.AdaptiveAvgPool2d(1),
+            nn.Dropout2d(DROP_CONNECT), nn.Conv2d(EFFICIENTNET_HEAD, IMAGENET_CLASSES, 1),
+        )  # fmt: skip
+        self.channels = tuple(rows[-1][1] for rows in EFFICIENTNET_B0_LAYERS)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return _run_stages(self.conv1(x), self.layers)
+
+
+# ---------------------------------------------------------------- registered networks
+_COMMON = dict(family=FAMILY, input_multiple=32, min_input_size=32)
+
+
+def _backbone_note(backbone_params: int, trained_params: int) -> str:
+    return (
+        f"{TABLE4_NOTE}: backbone-only count {backbone_params:,} params (`model.backbone`, the CSV's params); "
+        f"this trained network (backbone + the release's decoder, no aux heads) has {trained_params:,} at 2 classes"
+    )
 
 
 @register_model(
-    "mobilenet-minisegdec",
+    "mobilenet",
     paper_name="MobileNet",
-    backbone="mobilenetv1_100 (timm)",
+    backbone="MobileNetV1 1.0x (timm mobilenetv1_100 parameter layout, ReLU)",
     pretrained_backbone=True,
-    reference=f"Howard et al., MobileNets, arXiv 1704.04861, 2017; {_MINISEG}",
-    notes=f"{DECODER_NOTE}. Level 4 = the last 1024-channel stage (MobileNetV1 has no conv_head)",
+    reference="Howard et al., MobileNets, arXiv 1704.04861, 2017; decoder: the MiniSeg release's MobileNetV1.py",
+    notes=f"the release's MobileNetV1.py. {_backbone_note(3_206_976, 4_274_626)}. ReLU as in the release "
+    "(timm's ImageNet weights were trained with ReLU6)",
     **_COMMON,
 )
-def mobilenet_minisegdec(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneMiniSeg:
-    """MobileNetV1 1.0x (timm) + MiniSeg decoder (3.30M params; paper 3.13M)."""
-    return _with_timm("mobilenetv1_100", num_classes, in_channels, pretrained)
+def mobilenet(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneSeg:
+    """MobileNetV1 1.0x + the release's decoder (stages at 64/128/256/512/1024 channels)."""
+    return BackboneSeg(mobilenetv1_features(in_channels, pretrained), num_classes)
 
 
 @register_model(
-    "mobilenetv2-minisegdec",
+    "mobilenetv2",
     paper_name="MobileNetv2",
-    backbone="mobilenetv2_100 (timm)",
+    backbone="mobilenet_v2 (torchvision) features",
     pretrained_backbone=True,
-    reference=f"Sandler et al., MobileNetV2, CVPR 2018; {_MINISEG}",
-    notes=f"{DECODER_NOTE}. Level 4 = conv_head output (1280 channels)",
+    reference="Sandler et al., MobileNetV2, CVPR 2018; decoder: the MiniSeg release's MobileNetV2.py",
+    notes=f"the release's MobileNetV2.py. {_backbone_note(2_223_872, 2_366_114)}",
     **_COMMON,
 )
-def mobilenetv2_minisegdec(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneMiniSeg:
-    """MobileNetV2 1.0x (timm) + MiniSeg decoder (2.31M params; paper 2.17M)."""
-    return _with_timm("mobilenetv2_100", num_classes, in_channels, pretrained)
+def mobilenetv2(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneSeg:
+    """MobileNetV2 1.0x (torchvision) + the release's decoder (stages at 16/24/32/96/1280 channels)."""
+    return BackboneSeg(MobileNetV2Features(in_channels, pretrained), num_classes)
 
 
 @register_model(
-    "efficientnet-minisegdec",
-    paper_name="EfficientNet",
-    backbone="efficientnet_b2 (timm)",
-    pretrained_backbone=False,
-    reference=f"Tan and Le, EfficientNet, ICML 2019; {_MINISEG}",
-    notes=f"{DECODER_NOTE}. Level 4 = conv_head output (1408 channels). The paper does not name the "
-    "variant; B2 is the one whose params fit (7.80M vs 8.37M; B1 6.60M, B3 10.81M). The paper's "
-    "13.19 GFLOPs is far above B2's at 512x512 (about 3.9 GMACs); we do not know why",
-    **_COMMON,
-)
-def efficientnet_minisegdec(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneMiniSeg:
-    """EfficientNet-B2 (timm) + MiniSeg decoder (7.80M params; paper 8.37M), trained from scratch in the paper."""
-    return _with_timm("efficientnet_b2", num_classes, in_channels, pretrained)
-
-
-@register_model(
-    "shufflenetv2-minisegdec",
-    paper_name="ShuffleNetv2",
-    backbone="shufflenet_v2_x1_0 (torchvision)",
-    pretrained_backbone=True,
-    reference=f"Ma et al., ShuffleNet V2, ECCV 2018; {_MINISEG}",
-    notes=f"{DECODER_NOTE}. Level 1 = the 24-channel max-pool output, level 4 = conv5 (1024 channels)",
-    **_COMMON,
-)
-def shufflenetv2_minisegdec(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneMiniSeg:
-    """ShuffleNetV2 1.0x (torchvision) + MiniSeg decoder (1.33M params; paper 1.22M)."""
-    encoder = ShuffleNetV2Features(in_channels, pretrained)
-    return BackboneMiniSeg(encoder, encoder.channels, num_classes)
-
-
-@register_model(
-    "shufflenet-minisegdec",
+    "shufflenet-g3",
     paper_name="ShuffleNet",
-    backbone="ShuffleNet 1x, g=3 (ours, from the paper)",
+    backbone="ShuffleNet 1x, g=3 (ours, as the release builds it)",
     pretrained_backbone=True,
-    reference=f"Zhang et al., ShuffleNet, CVPR 2018; {_MINISEG}",
-    notes=f"{DECODER_NOTE}. Groups g=3 (0.99M params vs the paper's 0.92M; g=8 gives 1.04M). Level 1 = "
-    "the 24-channel max-pool output. No ImageNet weights for it in timm/torchvision: pretrained=True raises ValueError",
+    reference="Zhang et al., ShuffleNet, CVPR 2018; decoder: the MiniSeg release's ShuffleNetV1.py",
+    notes=f"the release's ShuffleNetV1.py. {_backbone_note(916_920, 1_805_162)}. The release loads its own "
+    "ImageNet weights; timm and torchvision have no ShuffleNet (v1): pretrained=True raises ValueError",
     **_COMMON,
 )
-def shufflenet_minisegdec(
-    num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, groups: int = 3
-) -> BackboneMiniSeg:
-    """ShuffleNet 1x (g=3 by default) written from its paper + MiniSeg decoder (0.99M params; paper 0.92M)."""
+def shufflenet_g3(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneSeg:
+    """ShuffleNet 1x, g=3 + the release's decoder (stages at 24/240/480/960 channels)."""
     if pretrained:
-        raise ValueError("shufflenet-minisegdec: no ImageNet weights for ShuffleNet (v1) in timm or torchvision")
-    encoder = ShuffleNetV1Features(in_channels, groups)
-    return BackboneMiniSeg(encoder, encoder.channels, num_classes)
+        raise ValueError("shufflenet-g3: no ImageNet weights for ShuffleNet (v1) in timm or torchvision")
+    return BackboneSeg(ShuffleNetV1Features(in_channels), num_classes)
+
+
+@register_model(
+    "shufflenetv2",
+    paper_name="ShuffleNetv2",
+    backbone="shufflenet_v2_x1_0 (torchvision) without fc",
+    pretrained_backbone=True,
+    reference="Ma et al., ShuffleNet V2, ECCV 2018; decoder: the MiniSeg release's ShuffleNetV2.py",
+    notes=f"the release's ShuffleNetV2.py. {_backbone_note(1_253_604, 1_597_702)}",
+    **_COMMON,
+)
+def shufflenetv2(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> BackboneSeg:
+    """ShuffleNetV2 1.0x (torchvision) + the release's decoder (stages at 24/116/232/1024 channels)."""
+    return BackboneSeg(ShuffleNetV2Features(in_channels, pretrained), num_classes)
+
+
+@register_model(
+    "efficientnet-b0-dilated",
+    paper_name="EfficientNet",
+    backbone="EfficientNet-B0, the release's dilated variant (ours; output stride 8)",
+    pretrained_backbone=False,
+    reference="Tan and Le, EfficientNet, ICML 2019; the MiniSeg release's Others/EfficientNet.py and "
+    "Others/base_model/efficientnet.py (efficientnet_b0, dilated=True)",
+    notes="the release's EfficientNet.py: 8,573,706 params at 2 classes, including the backbone's 1000-class "
+    "classifier (1,693,160) that is never called (6,880,546 on the forward path); decoder at the widths "
+    "16/24/80/112/192/320. Not timm's B0: hard-swish instead of swish, SE squeezing a quarter of the expanded "
+    "width without biases, the 80-wide row at stride 1 and the 112-wide row at stride 2, layers 4-5 dilated "
+    "(first unit only). Trained from scratch in the paper (the release's variant has no ImageNet weights)",
+    family=FAMILY,
+    input_multiple=8,
+    min_input_size=32,
+)
+def efficientnet_b0_dilated(num_classes: int = 2, in_channels: int = 3) -> BackboneSeg:
+    """The release's dilated EfficientNet-B0 + its decoder."""
+    return BackboneSeg(DilatedEfficientNetB0(in_channels), num_classes)
