@@ -4,6 +4,12 @@ Layout of a run folder (names below): `record.json` (this schema), `per_slice.cs
 per test slice, both policies), `last.pt` (the checkpoint of the last finished epoch, the
 final model once the job is done), `last.json` (a small summary of that checkpoint, so
 `--dry-run` need not load it) and `.lock` while a runner works on the job.
+
+Schema 2 (this one) over 1: `protocol` holds the model's effective recipe (`normalization`,
+`pretrained`, `loss`, `aux_weights`, `bn_init`, `recipes`), `protocol_exception` is None or
+{recipe, row, script, changes, deviations, text} (benchmark.training.recipes), and `data` says
+`score_size_px` (test metrics are computed on the ground truth's grid) and the input normalisation.
+Schema-1 records still read (their metrics were computed at the training size).
 """
 from __future__ import annotations
 
@@ -14,7 +20,8 @@ from typing import Any
 
 from .io import read_json
 
-RUN_SCHEMA = "miniseg-bench/run/1"
+RUN_SCHEMA = "miniseg-bench/run/2"
+READABLE_RUN_SCHEMAS = ("miniseg-bench/run/1", RUN_SCHEMA)
 RUN_STATUSES = ("done", "failed")
 RECORD_NAME = "record.json"
 PER_SLICE_NAME = "per_slice.csv"
@@ -33,7 +40,7 @@ class RunRecord:
     fold: int
     seed: int
     protocol: dict[str, Any]
-    protocol_exception: dict[str, Any] | None
+    protocol_exception: dict[str, Any] | None  # the model's recipe where it is not its preset's base one
     model_info: dict[str, Any]
     environment: dict[str, Any]
     options: dict[str, Any]
@@ -69,7 +76,7 @@ def validate_run_record(data: Any) -> list[str]:
         return ["not a JSON object"]
     optional = {f.name for f in fields(RunRecord) if f.default is not MISSING}
     problems = [f"missing key {f.name!r}" for f in fields(RunRecord) if f.name not in data and f.name not in optional]
-    if data.get("schema") != RUN_SCHEMA:
+    if data.get("schema") not in READABLE_RUN_SCHEMAS:
         problems.append(f"schema is {data.get('schema')!r}, expected {RUN_SCHEMA!r}")
     if data.get("status") not in RUN_STATUSES:
         problems.append(f"status {data.get('status')!r} not in {RUN_STATUSES}")

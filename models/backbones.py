@@ -3,7 +3,7 @@
 Every builder returns a `FeatureExtractor`: `forward(x)` gives a list of feature maps,
 fine to coarse, and `.channels` / `.reductions` say each map's channel count and its
 stride relative to the input. Random initialisation by default; `pretrained=True`
-downloads ImageNet weights through torchvision or timm (users with internet only).
+loads ImageNet weights through models.pretrained (torchvision's / timm's caches, offline-safe).
 
     feats = resnet_features(depth=50, output_stride=8)   # dilated ResNet50 (PSPNet, DeepLabv3)
     feats.channels   -> (256, 512, 1024, 2048)
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .layers import FCNHead
+from .pretrained import timm_model, torchvision_model
 
 __all__ = [
     "FeatureExtractor",
@@ -136,13 +137,11 @@ def resnet_features(
     out_indices: Sequence[int] = (1, 2, 3, 4),
 ) -> FeatureExtractor:
     """torchvision ResNet-`depth` split into stem/layer1..4, dilated to `output_stride` (32, 16 or 8)."""
-    from torchvision import models as tvm
-
     if depth not in RESNET_DEPTHS:
         raise ValueError(f"ResNet depth must be one of {RESNET_DEPTHS}, got {depth}")
     if output_stride not in _DILATION_FOR_STRIDE:
         raise ValueError(f"output_stride must be one of {sorted(_DILATION_FOR_STRIDE)}, got {output_stride}")
-    net = getattr(tvm, f"resnet{depth}")(weights="IMAGENET1K_V1" if pretrained else None)
+    net = torchvision_model(f"resnet{depth}", pretrained, "IMAGENET1K_V1")
     for layer, dilation in zip((net.layer3, net.layer4), _DILATION_FOR_STRIDE[output_stride]):
         dilate_layer(layer, dilation)
     net.conv1 = adapt_first_conv(net.conv1, in_channels)
@@ -195,12 +194,10 @@ def vgg_features(
     out_indices: Sequence[int] = (0, 1, 2, 3, 4),
 ) -> FeatureExtractor:
     """torchvision VGG-`depth` conv layers split after each max-pool: pool1..pool5 (/2../32)."""
-    from torchvision import models as tvm
-
     if depth not in VGG_DEPTHS:
         raise ValueError(f"VGG depth must be one of {VGG_DEPTHS}, got {depth}")
     name = f"vgg{depth}_bn" if batch_norm else f"vgg{depth}"
-    net = getattr(tvm, name)(weights="IMAGENET1K_V1" if pretrained else None)
+    net = torchvision_model(name, pretrained, "IMAGENET1K_V1")
     layers = list(net.features)
     layers[0] = adapt_first_conv(layers[0], in_channels)
     stages, current = [], []
@@ -220,10 +217,8 @@ def timm_features(
     out_indices: Sequence[int] | None = None,
 ) -> nn.Module:
     """Any timm model with `features_only=True` (e.g. 'xception65'), same interface as above."""
-    import timm
-
     kwargs = {"out_indices": tuple(out_indices)} if out_indices is not None else {}
     if output_stride != 32:
         kwargs["output_stride"] = output_stride
-    model = timm.create_model(name, features_only=True, pretrained=pretrained, in_chans=in_channels, **kwargs)
+    model = timm_model(name, pretrained, features_only=True, in_chans=in_channels, **kwargs)
     return _TimmFeatures(model, _stage_reductions(model.feature_info.reduction(), output_stride))

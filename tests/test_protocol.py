@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.training.augment import augment_batch, crop_flip_params, draw_pass
-from benchmark.training.protocol import MODEL_EXCEPTIONS, PRESETS, Protocol, for_model, get_protocol
+from benchmark.training.bn_init import batchnorm_init
+from benchmark.training.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, for_model, get_protocol
 from benchmark.training.train import FoldData, Trainer, TrainOptions
 
 
@@ -44,6 +45,12 @@ def test_set_overrides_parse_by_field_type():
         ("epochs=0", ValueError, "epochs must be >= 1"),
         ("flip_prob=1.5", ValueError, "probabilities"),
         ("epochs", ValueError, "key=value"),
+        ("normalization=minmax", ValueError, "normalization must be one of fold, imagenet"),
+        ("loss=dice", ValueError, "loss must be one of ce-weighted, bce"),
+        ("bn_init=xavier", ValueError, "bn_init must be one of default, torch041"),
+        ("recipes=mine", ValueError, "recipes must be one of paper, uniform"),
+        ("aux_weights=(0.0, 0.4)", ValueError, "the main output's > 0"),
+        ("user_set=('lr',)", KeyError, "unknown protocol field"),
     ],
 )
 def test_bad_overrides_name_the_problem(assignment, error, text):
@@ -52,15 +59,34 @@ def test_bad_overrides_name_the_problem(assignment, error, text):
 
 
 def test_unknown_preset_lists_presets():
-    with pytest.raises(KeyError, match="paper, fast, smoke"):
+    with pytest.raises(KeyError, match="presets: paper, uniform, fast, smoke"):
         get_protocol("quick")
 
 
-def test_to_dict_is_json_and_records_the_model_exception():
+def test_to_dict_is_json_and_miniseg_trains_with_the_base_recipe():
     d = json.loads(json.dumps(PRESETS["paper"].to_dict()))
     assert d["passes"] == [[1.5, 50], [1.25, 50], [0.75, 16], [1.0, 16]] and d["differs_from_preset"] == []
-    assert MODEL_EXCEPTIONS == {}
-    assert for_model(PRESETS["paper"], "miniseg") == (PRESETS["paper"], None)
+    assert "user_set" not in d and (d["normalization"], d["pretrained"], d["loss"]) == ("fold", False, "ce-weighted")
+    effective, exception = for_model(PRESETS["paper"], "miniseg")
+    assert exception is None and effective.aux_weights == (1.0, 0.4, 0.4, 0.4)
+    assert effective == Protocol(aux_weights=(1.0, 0.4, 0.4, 0.4))
+
+
+def test_uniform_is_the_paper_base_recipe_for_every_model():
+    uniform, paper = PRESETS["uniform"], PRESETS["paper"]
+    assert uniform.recipes == "uniform" and paper.recipes == "paper"
+    assert uniform.to_dict() | {"name": "paper", "recipes": "paper"} == paper.to_dict()
+
+
+def test_differs_from_preset_lists_what_the_user_changed_not_the_model_recipe():
+    unet, exception = for_model(get_protocol("paper", ["base_size=128"]), "unet")
+    assert unet.passes == ((1.0, 16),) and exception["changes"] == {"passes": [[1.0, 16]]}
+    assert unet.to_dict()["differs_from_preset"] == ["base_size"]
+    same, _ = for_model(get_protocol("paper", ["normalization=fold"]), "unet")  # the recipe's own value
+    assert same.to_dict()["differs_from_preset"] == [] and same == unet.with_overrides({"base_size": 512})
+    changed, exception = for_model(get_protocol("paper", ["normalization=imagenet"]), "unet")
+    assert changed.normalization == "imagenet" and changed.to_dict()["differs_from_preset"] == ["normalization"]
+    assert exception["deviations"] == ["normalization=imagenet set with --set (the recipe's: fold)"]
 
 
 def test_margins_scale_with_base_size():
@@ -124,6 +150,31 @@ def test_crop_resize_flip_match_explicit_operations():
     torch.testing.assert_close(x[1, 2], normalised[1].flip(0), atol=1e-5, rtol=0)
     assert torch.equal(y[1], masks[1].flip(0).long())
     assert set(y.unique().tolist()) <= {0, 1}
+
+
+def test_per_channel_normalisation_equals_the_scalar_one_per_channel():
+    images = torch.randint(0, 256, (2, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    masks = images > 128
+    identity = crop_flip_params(torch.zeros(2, 2, dtype=torch.long), torch.tensor([False, False]))
+    x, _ = augment_batch(images, masks, identity, 6, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    for c in range(3):
+        one, _ = augment_batch(images, masks, identity, 6, mean=IMAGENET_MEAN[c], std=IMAGENET_STD[c])
+        torch.testing.assert_close(x[:, c], one[:, c], atol=1e-6, rtol=0)
+    assert not torch.allclose(x[:, 0], x[:, 2])
+
+
+def test_torch041_batchnorm_init_draws_gamma_uniform_and_is_undone_after_the_block():
+    torch.manual_seed(0)
+    with batchnorm_init("torch041"):
+        bn = torch.nn.BatchNorm2d(64)
+    gamma = bn.weight.detach()
+    assert 0 <= gamma.min() and gamma.max() <= 1 and gamma.std() > 0.1 and torch.equal(bn.bias, torch.zeros(64))
+    assert torch.equal(torch.nn.BatchNorm2d(4).weight.detach(), torch.ones(4))
+    with batchnorm_init("default"):
+        assert torch.equal(torch.nn.BatchNorm2d(4).weight.detach(), torch.ones(4))
+    with pytest.raises(ValueError, match="bn_init must be"):
+        with batchnorm_init("uniform"):
+            pass
 
 
 def test_rescale_pass_resizes_images_bilinear_and_masks_nearest():

@@ -46,14 +46,17 @@ def _main_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
 def predict(
     model: torch.nn.Module,
     images_uint8: np.ndarray,
-    mean: float,
-    std: float,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
     device: torch.device | str,
     batch_size: int = 8,
     dtype: torch.dtype = torch.float32,
+    out_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Foreground masks (N,H,W) bool: grey slices replicated to 3 channels, (x/255 - mean)/std, argmax of eval logits.
 
+    `mean` / `std`: one value for all channels or one per channel. `out_size`: the ground truth's
+    (H, W) when the model runs at another size; the logits are resized to it (bilinear) before the argmax.
     float32 is the authors' arithmetic; float64 makes the argmax immune to accumulation order
     (thread count, CPU, cuDNN algorithm), which decides a few near-tied pixels in float32.
     The model runs in eval mode and is put back in the mode and dtype it came in.
@@ -62,14 +65,16 @@ def predict(
     old_dtype = next(iter(model.parameters()), torch.empty(0)).dtype
     model = model.to(device=device, dtype=dtype).eval()
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    mean_c, std_c = np_dtype(mean), np_dtype(std)
-    out = np.empty(images_uint8.shape, dtype=bool)
+    mean_c, std_c = (np.asarray(v, dtype=np_dtype).reshape(1, -1, 1, 1) for v in (mean, std))
+    out = np.empty((len(images_uint8), *(out_size or images_uint8.shape[1:])), dtype=bool)
     starts = range(0, len(images_uint8), batch_size)
     try:
         for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=None):
             batch = images_uint8[start:start + batch_size].astype(np_dtype) / np_dtype(255.0)
-            x = torch.from_numpy((batch - mean_c) / std_c).to(device)
-            logits = _main_output(model(x[:, None].expand(-1, 3, -1, -1).contiguous()))
+            x = torch.from_numpy((batch[:, None] - mean_c) / std_c).to(device)
+            logits = _main_output(model(x.expand(-1, 3, -1, -1).contiguous()))
+            if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
+                logits = torch.nn.functional.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
             out[start:start + batch_size] = (logits.argmax(dim=1) != 0).cpu().numpy()
     finally:
         model.to(dtype=old_dtype).train(was_training)

@@ -10,7 +10,7 @@ per batch as one resampling with fixed shapes: no host sync per step, CUDA-graph
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,11 +88,14 @@ def augment_batch(
     masks: torch.Tensor,
     params: torch.Tensor,
     size_px: int,
-    mean: float,
-    std: float,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
     channels: int = 3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (B,H,W) slices and bool masks -> normalised float (B,C,S,S) inputs and int64 (B,S,S) targets."""
+    """uint8 (B,H,W) slices and bool masks -> normalised float (B,C,S,S) inputs and int64 (B,S,S) targets.
+
+    `mean` / `std`: one value for every channel (the fold's statistics) or one per channel (ImageNet's).
+    """
     x = images_u8.unsqueeze(1).to(torch.float32)
     y = masks.unsqueeze(1).to(torch.float32)
     if tuple(x.shape[-2:]) != (size_px, size_px):
@@ -101,5 +104,9 @@ def augment_batch(
     grid = crop_flip_grid(params, size_px)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     y = F.grid_sample(y, grid, mode="nearest", padding_mode="border", align_corners=False)
-    x = (x * (1.0 / 255.0) - mean) * (1.0 / std)
-    return x.expand(-1, channels, -1, -1), y.squeeze(1).to(torch.int64)
+    if isinstance(mean, (int, float)) and isinstance(std, (int, float)):
+        x = (x * (1.0 / 255.0) - mean) * (1.0 / std)
+        return x.expand(-1, channels, -1, -1), y.squeeze(1).to(torch.int64)
+    m, sd = (torch.as_tensor(v, dtype=torch.float32, device=x.device).reshape(1, -1, 1, 1) for v in (mean, std))
+    x = (x.expand(-1, channels, -1, -1) * (1.0 / 255.0) - m) * (1.0 / sd)
+    return x, y.squeeze(1).to(torch.int64)

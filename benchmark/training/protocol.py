@@ -1,23 +1,36 @@
-"""The training protocol: one frozen dataclass, presets `paper`, `fast`, `smoke`, `--set` overrides.
+"""The training protocol: one frozen dataclass, presets `paper`, `uniform`, `fast`, `smoke`, `--set` overrides.
 
-`paper` is the MiniSeg release's recipe (../shared/paper/PROTOCOL.md): Adam 1e-3 with weight
-decay 1e-4, poly 0.9 stepped every iteration over all passes, 80 epochs of four passes
-(1.5/1.25/0.75/1.0 scale, crop margins 50/50/16/16 px, vertical flips), batch 5, drop_last,
-class-weighted cross-entropy with w = 1/ln(1.10 + p), deep supervision from `aux_weights`,
-the final-epoch model tested. Every model trains under the same protocol; `MODEL_EXCEPTIONS`
-holds the per-model deviations a paper row needs (none so far), and each is recorded.
+The base of every preset is the MiniSeg release's root recipe (../shared/paper/PROTOCOL.md):
+Adam 1e-3 with weight decay 1e-4, poly 0.9 stepped every iteration over all passes, 80 epochs
+of four passes (1.5/1.25/0.75/1.0 scale, crop margins 50/50/16/16 px, vertical flips), batch 5,
+drop_last, class-weighted cross-entropy with w = 1/ln(1.10 + p), deep supervision from the
+model's `aux_weights`, the final-epoch model tested.
+
+What a model actually trains with is `for_model(protocol, model)` (benchmark.training.recipes):
+under `paper` (and `fast`, `smoke`, derived from it) each paper row gets the recipe of the
+authors' script that trained it; under `uniform` every model gets the base recipe. Both keep the
+paper row's initialisation. Fields given with `--set` win over the model's recipe and are
+recorded as deviations.
 """
 from __future__ import annotations
 
 import ast
 import dataclasses
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 #: Crop margins are given in pixels at this base size and scale with `base_size`.
 MARGIN_REFERENCE_SIZE = 512
+NORMALIZATIONS = ("fold", "imagenet")
+LOSSES = ("ce-weighted", "bce")
+BN_INITS = ("default", "torch041")
+RECIPE_MODES = ("paper", "uniform")
+#: The fields a model's recipe decides (benchmark.training.recipes); `--set` on them is a deviation.
+RECIPE_FIELDS = ("passes", "normalization", "pretrained", "loss", "aux_weights")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,21 @@ class Protocol:
     eval_every: int = 10
     eval_batch_size: int = 8
     seed: int = 0
+    #: Input normalisation: "fold" (the training split's mean and std) or "imagenet" (per-channel ImageNet values).
+    normalization: str = "fold"
+    #: Start the backbone from ImageNet weights (models whose builder takes `pretrained`).
+    pretrained: bool = False
+    #: "ce-weighted": cross-entropy with the fold's class weights; "bce": sigmoid binary cross-entropy of the
+    #: foreground-minus-background logit, no class weights (trainInfNet.py).
+    loss: str = "ce-weighted"
+    #: Loss weight of each train-mode output, main first; () = the model's declared `aux_weights`; 0 drops a term.
+    aux_weights: tuple[float, ...] = ()
+    #: BatchNorm initialisation: "default" (today's torch) or "torch041" (gamma ~ U(0, 1), as the release's PyTorch 0.4.1).
+    bn_init: str = "default"
+    #: "paper": each paper row trains with its authors' recipe; "uniform": every model with this one.
+    recipes: str = "paper"
+    #: The fields set with `--set` / `with_overrides` (not part of what is computed: see `to_dict`).
+    user_set: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         problems = _validate(self)
@@ -78,11 +106,19 @@ class Protocol:
         return epoch == self.epochs or (self.eval_every > 0 and epoch % self.eval_every == 0)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view (tuples as lists), plus the fields that differ from the named preset."""
-        out: dict[str, Any] = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        """JSON-friendly view (tuples as lists), plus the fields that differ from the named preset.
+
+        `differs_from_preset`: fields whose value is not the preset's, and recipe fields set with
+        `--set` that differ from the model's recipe (a model's own recipe is not a difference).
+        """
+        out: dict[str, Any] = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "user_set"}
         preset = PRESETS.get(self.name)
         out["differs_from_preset"] = (
-            sorted(f.name for f in fields(self) if getattr(self, f.name) != getattr(preset, f.name))
+            sorted(
+                name for name in _field_types()
+                if (name in self.user_set and name in RECIPE_FIELDS)
+                or (name not in RECIPE_FIELDS and getattr(self, name) != getattr(preset, name))
+            )
             if preset is not None
             else None
         )
@@ -95,7 +131,8 @@ class Protocol:
         if unknown:
             raise KeyError(f"unknown protocol field(s) {unknown}; fields: {', '.join(hints)}")
         parsed = {k: _coerce(k, v, hints[k]) for k, v in overrides.items()}
-        return dataclasses.replace(self, **parsed)
+        user_set = tuple(sorted(set(self.user_set) | set(parsed)))
+        return dataclasses.replace(self, **parsed, user_set=user_set)
 
 
 def _validate(p: Protocol) -> list[str]:
@@ -110,6 +147,12 @@ def _validate(p: Protocol) -> list[str]:
         (p.base_size >= 8, "base_size must be >= 8"),
         (p.eval_every >= 0, "eval_every must be >= 0"),
         (p.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+        (p.normalization in NORMALIZATIONS, f"normalization must be one of {', '.join(NORMALIZATIONS)}"),
+        (p.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
+        (p.bn_init in BN_INITS, f"bn_init must be one of {', '.join(BN_INITS)}"),
+        (p.recipes in RECIPE_MODES, f"recipes must be one of {', '.join(RECIPE_MODES)}"),
+        (all(w >= 0 for w in p.aux_weights) and (not p.aux_weights or p.aux_weights[0] > 0),
+         "aux_weights must be >= 0, the main output's > 0"),
     ]
     problems = [msg for ok, msg in checks if not ok]
     if not problems:
@@ -120,9 +163,9 @@ def _validate(p: Protocol) -> list[str]:
 
 
 def _field_types() -> dict[str, Any]:
-    """Field name -> resolved type hint, in declaration order."""
+    """Field name -> resolved type hint of every settable field, in declaration order."""
     hints = typing.get_type_hints(Protocol)
-    return {f.name: hints[f.name] for f in fields(Protocol)}
+    return {f.name: hints[f.name] for f in fields(Protocol) if f.name != "user_set"}
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -184,17 +227,13 @@ def _jsonable(value: Any) -> Any:
 PRESETS: Mapping[str, Protocol] = MappingProxyType(
     {
         "paper": Protocol(),
+        "uniform": Protocol(name="uniform", recipes="uniform"),
         "fast": Protocol(name="fast", epochs=10, passes=((1.0, 16),), eval_every=0),
         "smoke": Protocol(
             name="smoke", epochs=2, batch_size=8, passes=((1.25, 32), (1.0, 16)), base_size=32, eval_every=1
         ),
     }
 )
-
-#: Per-model deviations from the protocol (model name -> field overrides), recorded in the
-#: run record as `protocol_exception`. Empty: every model trains under the same protocol.
-MODEL_EXCEPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
-
 
 def parse_assignments(assignments: Iterable[str]) -> dict[str, str]:
     """`["epochs=5", "passes=((1.0,16),)"]` -> `{"epochs": "5", ...}`; malformed items raise ValueError."""
@@ -218,8 +257,8 @@ def get_protocol(name: str, assignments: Iterable[str] = (), seed: int | None = 
 
 
 def for_model(protocol: Protocol, model: str) -> tuple[Protocol, dict[str, Any] | None]:
-    """The protocol a model actually trains under, and its recorded exception (None when none)."""
-    exception = MODEL_EXCEPTIONS.get(model)
-    if not exception:
-        return protocol, None
-    return protocol.with_overrides(exception), {k: _jsonable(v) for k, v in exception.items()}
+    """The protocol `model` trains under (its recipe applied, `--set` fields kept) and the record's
+    `protocol_exception` (None when the model trains with the preset's base recipe unchanged)."""
+    from .recipes import resolve
+
+    return resolve(protocol, model)

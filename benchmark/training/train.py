@@ -1,7 +1,9 @@
 """Fit one (model, dataset, fold) under a `Protocol`, evaluate the test fold, write the run record.
 
 The fold's slices are decoded once and moved to the training device once as uint8; every
-batch is augmented there (benchmark.training.augment). The loss is summed on the device and read
+batch is augmented there (benchmark.training.augment). The test fold is scored on the ground
+truth's own grid (512 px for the paper's data) whatever size the model trains at: its logits
+are resized (bilinear) to the masks' size before the argmax, as the paper scores at 512 px. The loss is summed on the device and read
 back once per epoch, which is also when divergence (a NaN/inf loss) is detected. Training
 is deterministic on the CPU for a given seed: model initialisation and dropout use the
 seeded global generators, shuffling and augmentation a dedicated generator; all of them are
@@ -26,9 +28,10 @@ import torch.nn.functional as F
 from models.layers import upsample_to
 
 from .augment import augment_batch, draw_pass
+from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
-from .protocol import Protocol, for_model
+from .protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol, for_model
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,9 +73,9 @@ class FoldData:
     train_images: torch.Tensor  # uint8 (N,H,W) on the training device
     train_masks: torch.Tensor  # bool (N,H,W) on the training device
     test_ids: list[str]
-    test_images: np.ndarray  # uint8 (M,H,W)
-    test_masks: np.ndarray  # bool (M,H,W)
-    mean: float
+    test_images: np.ndarray  # uint8 (M,H,W), the model's input size
+    test_masks: np.ndarray  # bool (M,h,w), the ground truth on its own grid (what the metrics score)
+    mean: float  # the training split's statistics (PROTOCOL.md)
     std: float
     class_weights: np.ndarray  # float64 (2,)
 
@@ -82,10 +85,17 @@ class FoldData:
             "n_train": int(self.train_images.shape[0]),
             "n_test": len(self.test_ids),
             "size_px": int(self.train_images.shape[-1]),
+            "score_size_px": int(self.test_masks.shape[-1]),
             "mean": self.mean,
             "std": self.std,
             "class_weights": [float(w) for w in self.class_weights],
         }
+
+    def input_normalization(self, name: str) -> tuple[float | tuple[float, ...], float | tuple[float, ...]]:
+        """(mean, std) of the inputs: the fold's statistics (one value, every channel), or ImageNet's per channel."""
+        if name == "imagenet":
+            return IMAGENET_MEAN, IMAGENET_STD
+        return self.mean, self.std
 
 
 def load_fold_data(dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device) -> FoldData:
@@ -103,11 +113,31 @@ def load_fold_data(dataset: str, fold: int, data_root: str | Path, size_px: int,
         train_masks=torch.from_numpy(np.ascontiguousarray(train.masks)).to(device),
         test_ids=list(test.ids),
         test_images=test.images,
-        test_masks=test.masks,
+        test_masks=ground_truth(dataset, data_root, folds[fold]),
         mean=mean,
         std=std,
         class_weights=class_weights(train.masks),
     )
+
+
+def ground_truth(dataset: str, data_root: str | Path, ids: list[str]) -> np.ndarray:
+    """Test masks on their own grid; slices of mixed sizes are brought to 512 px (nearest), as `evaluate` does."""
+    from ..datasets import load_dataset
+    from ..evaluation.evaluate import EVAL_SIZE
+
+    try:
+        return load_dataset(dataset, data_root, ids=ids, masks_only=True).masks
+    except ValueError:  # slices differ in size: score all of them at the paper's 512 px
+        return load_dataset(dataset, data_root, ids=ids, masks_only=True, size=EVAL_SIZE).masks
+
+
+def build_model(model_name: str, protocol: Protocol) -> torch.nn.Module:
+    """The registered model, ImageNet backbone loaded when the protocol says so, BatchNorm initialised as it says."""
+    from models import create_model
+
+    kwargs = {"pretrained": True} if protocol.pretrained else {}
+    with batchnorm_init(protocol.bn_init):
+        return create_model(model_name, **kwargs)
 
 
 def seed_everything(seed: int) -> None:
@@ -148,15 +178,16 @@ class Trainer:
     """The model, optimiser, schedule and random state of one run, stepped an epoch at a time."""
 
     def __init__(self, model_name: str, data: FoldData, protocol: Protocol, options: TrainOptions) -> None:
-        from models import create_model, get_model_info
+        from models import get_model_info
 
         self.protocol, self.options, self.data = protocol, options, data
         self.device = data.train_images.device
         seed_everything(protocol.seed)
-        self.model = create_model(model_name).to(self.device)
+        self.model = build_model(model_name, protocol).to(self.device)
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.aux_weights = get_model_info(model_name).aux_weights
+        self.aux_weights = protocol.aux_weights or get_model_info(model_name).aux_weights
+        self.input_mean, self.input_std = data.input_normalization(protocol.normalization)
         self.model_name = model_name
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps,
@@ -201,7 +232,7 @@ class Trainer:
         for lr, size_px, index, params in self.iterate_epoch():
             x, y = augment_batch(
                 self.data.train_images[index], self.data.train_masks[index], params, size_px,
-                self.data.mean, self.data.std,
+                self.input_mean, self.input_std,
             )
             if self.options.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -231,7 +262,8 @@ class Trainer:
         return loss.detach()
 
     def loss(self, outputs: torch.Tensor | tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
-        """Class-weighted CE of each output (upsampled to the target) times its `aux_weights` entry, summed."""
+        """The protocol's loss of each output (upsampled to the target) times its `aux_weights` entry, summed;
+        outputs weighted 0 are left out."""
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         if len(outputs) != len(self.aux_weights):
             raise ValueError(
@@ -240,9 +272,21 @@ class Trainer:
             )
         total = torch.zeros((), device=target.device)
         for weight, logits in zip(self.aux_weights, outputs):
-            logits = upsample_to(logits, target.shape[-2:]).float()
-            total = total + weight * F.cross_entropy(logits, target, weight=self.loss_weight)
+            if weight:
+                total = total + weight * self.loss_term(upsample_to(logits, target.shape[-2:]).float(), target)
         return total
+
+    def loss_term(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One output's loss: class-weighted CE, or sigmoid BCE of the foreground-minus-background logit.
+
+        For two classes the BCE equals unweighted cross-entropy (softmax of two logits is the sigmoid of
+        their difference); for Inf-Net's [0, z] logits it is exactly the authors' BCE on z.
+        """
+        if self.protocol.loss == "bce":
+            if logits.shape[1] != 2:
+                raise ValueError(f"loss 'bce' needs 2-class logits, model {self.model_name!r} gives {logits.shape[1]}")
+            return F.binary_cross_entropy_with_logits(logits[:, 1] - logits[:, 0], target.float())
+        return F.cross_entropy(logits, target, weight=self.loss_weight)
 
     def evaluate(self) -> Any:
         """Per-slice metrics (pandas DataFrame) of the current model on the test fold."""
@@ -250,8 +294,9 @@ class Trainer:
         from ..evaluation.metrics import slice_metrics
 
         start = time.perf_counter()
-        pred = predict(self.model, self.data.test_images, self.data.mean, self.data.std, self.device,
-                       batch_size=self.protocol.eval_batch_size)  # hands the model back in train mode
+        pred = predict(self.model, self.data.test_images, self.input_mean, self.input_std, self.device,
+                       batch_size=self.protocol.eval_batch_size,
+                       out_size=tuple(self.data.test_masks.shape[-2:]))  # hands the model back in train mode
         per_slice = slice_metrics(pred, self.data.test_masks, self.data.test_ids)
         self.eval_s += time.perf_counter() - start
         return per_slice
@@ -359,7 +404,7 @@ def job_record(
         model_info=get_model_info(model).to_dict(),
         environment=env,
         options=options,
-        data=data.summary() if data is not None else {},
+        data=_data_section(data, protocol),
         timings=trainer.timings() if trainer else {"train_s": None, "eval_s": None, "train_img_s": None},
         history=trainer.history if trainer else [],
         final=final,
@@ -370,6 +415,16 @@ def job_record(
         started_at=started_at,
         finished_at=utc_now(),
     ).to_dict()
+
+
+def _data_section(data: FoldData | None, protocol: Protocol) -> dict[str, Any]:
+    """The record's `data`: the fold's summary and the input normalisation the model saw."""
+    if data is None:
+        return {}
+    mean, std = data.input_normalization(protocol.normalization)
+    as_list = (lambda v: list(v) if isinstance(v, tuple) else [v] * 3)  # noqa: E731 - one channel value each
+    return data.summary() | {"normalization": protocol.normalization, "input_mean": as_list(mean),
+                             "input_std": as_list(std)}
 
 
 def run_training(
