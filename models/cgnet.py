@@ -72,7 +72,9 @@ class CGNet(nn.Module):
         eps = ESPNET_BN_EPS
         c1, c2, c3 = 32 + in_channels, 64 * 2 + in_channels, 128 * 2
         self.stage1 = nn.Sequential(
-            ConvBNPReLU(in_channels, 32, 3, 2, eps=eps), ConvBNPReLU(32, 32, 3, eps=eps), ConvBNPReLU(32, 32, 3, eps=eps)
+            ConvBNPReLU(in_channels, 32, 3, 2, eps=eps),
+            ConvBNPReLU(32, 32, 3, eps=eps),
+            ConvBNPReLU(32, 32, 3, eps=eps),
         )
         self.sample1, self.sample2 = InputPyramid(1), InputPyramid(2)
         self.stage1_post = BNPReLU(c1, eps)

@@ -43,7 +43,7 @@ class DownsamplingBlock(nn.Module):
 
 
 class EDAModule(nn.Module):
-    """1x1 -> asymmetric 3x3 -> dilated asymmetric 3x3 (each -> BN -> ReLU) -> dropout; output = concat(k new, input)."""
+    """1x1 -> asymmetric 3x3 -> dilated asymmetric 3x3 (each -> BN -> ReLU) -> dropout; output: (k new, input)."""
 
     def __init__(self, in_ch: int, dilation: int, growth: int = GROWTH, dropout: float = 0.02) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ from torch import nn
 from .backbones import adapt_first_conv
 from .layers import ConvBNAct, channel_shuffle, upsample_to
 from .miniseg import DecoderBlock
+from .pretrained import imagenet_state_dict, load_checked, torchvision_model
 from .registry import register_model
 
 FAMILY = "light-backbone"
@@ -113,8 +114,8 @@ class MobileNetV1Features(nn.Module):
         self.act1 = nn.ReLU(inplace=True)
         stages, in_ch = [], MOBILENETV1_STEM
         for width, units, stride in MOBILENETV1_STAGES:
-            stages.append(nn.Sequential(*(DepthwiseSeparable(in_ch if i == 0 else width, width, stride if i == 0 else 1)
-                                          for i in range(units))))
+            first = DepthwiseSeparable(in_ch, width, stride)
+            stages.append(nn.Sequential(first, *(DepthwiseSeparable(width, width, 1) for _ in range(units - 1))))
             in_ch = width
         self.blocks = nn.Sequential(*stages)
         self.channels = tuple(width for width, _, _ in MOBILENETV1_STAGES)
@@ -123,11 +124,9 @@ class MobileNetV1Features(nn.Module):
         return _run_stages(self.act1(self.bn1(self.conv_stem(x))), self.blocks)
 
     def load_timm_imagenet(self) -> None:
-        """Copy timm `mobilenetv1_100`'s ImageNet weights in (downloads; strict: every key must match)."""
-        import timm
-
-        state = timm.create_model("mobilenetv1_100", pretrained=True).state_dict()
-        self.load_state_dict({k: v for k, v in state.items() if not k.startswith("classifier.")})
+        """Copy timm `mobilenetv1_100`'s ImageNet weights in (models.pretrained; strict: every key must match)."""
+        state = imagenet_state_dict("timm", "mobilenetv1_100")
+        load_checked(self, {k: v for k, v in state.items() if not k.startswith("classifier.")}, "timm mobilenetv1_100")
 
 
 def mobilenetv1_features(in_channels: int = 3, pretrained: bool = False) -> MobileNetV1Features:
@@ -151,9 +150,7 @@ class MobileNetV2Features(nn.Module):
 
     def __init__(self, in_channels: int = 3, pretrained: bool = False) -> None:
         super().__init__()
-        from torchvision.models import mobilenet_v2
-
-        net = mobilenet_v2(weights="DEFAULT" if pretrained else None)
+        net = torchvision_model("mobilenet_v2", pretrained)
         net.features[0][0] = adapt_first_conv(net.features[0][0], in_channels)
         self.features = net.features
         self.channels = MOBILENETV2_CHANNELS
@@ -201,7 +198,7 @@ class ShuffleUnit(nn.Module):
 
 
 class ShuffleNetV1Features(nn.Module):
-    """ShuffleNet 1x, g=3, without classifier: 3x3 stride-2 conv (bias, no BN) + max-pool (s4), stages 2-4 (s8/16/32)."""
+    """ShuffleNet 1x, g=3, no classifier: 3x3 stride-2 conv (bias, no BN) + max-pool (s4), stages 2-4 (s8/16/32)."""
 
     def __init__(self, in_channels: int = 3, groups: int = SHUFFLENET_GROUPS) -> None:
         super().__init__()
@@ -231,9 +228,7 @@ class ShuffleNetV2Features(nn.Module):
 
     def __init__(self, in_channels: int = 3, pretrained: bool = False) -> None:
         super().__init__()
-        from torchvision.models import shufflenet_v2_x1_0
-
-        net = shufflenet_v2_x1_0(weights="DEFAULT" if pretrained else None)
+        net = torchvision_model("shufflenet_v2_x1_0", pretrained)
         net.conv1[0] = adapt_first_conv(net.conv1[0], in_channels)
         self.conv1, self.maxpool = net.conv1, net.maxpool
         self.stage2, self.stage3, self.stage4, self.conv5 = net.stage2, net.stage3, net.stage4, net.conv5
