@@ -1,6 +1,7 @@
 """Datasets: specs, the paper's folds, loading and its errors, statistics, the synthetic generator."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 from benchmark import datasets as ds
 from benchmark.datasets import loading
 from benchmark.datasets.folds import patient_folds
-from benchmark.datasets.synthetic import PATIENTS_FILE, slice_ids
+from benchmark.datasets.synthetic import GENERATOR_SCHEMA, PATIENTS_FILE, ensure_synthetic, slice_ids
 
 REAL_DATASETS = ("CT100", "P9", "P20", "P1110")
 
@@ -256,19 +257,45 @@ def test_mixed_sizes_need_size(tmp_path):
 
 # ---- synthetic -------------------------------------------------------------------------------
 
-def test_synthetic_is_deterministic_and_varied(tmp_path):
+def test_synthetic_is_deterministic_and_built_like_the_real_data(tmp_path):
     a = ds.load_dataset("synthetic", tmp_path / "a")
     ds.clear_cache()
     b = ds.load_dataset("synthetic", tmp_path / "b")
     assert np.array_equal(a.images, b.images) and np.array_equal(a.masks, b.masks)
     assert a.images.shape == (40, 128, 128)
     areas = a.masks.sum(axis=(1, 2))
-    assert (areas == 0).sum() == 10  # a quarter without lesions
-    assert areas.max() >= 5 * areas[areas > 0].min()  # varied lesion sizes
-    lesion_means = [a.images[i][a.masks[i]].mean() for i in np.flatnonzero(areas)]
-    assert max(lesion_means) - min(lesion_means) > 25  # varied contrast
-    lung_dark = np.median(a.images[0][a.images[0] < 80])
-    assert min(lesion_means) > lung_dark + 20  # lesions brighter than the lung field
+    assert (areas > 0).all()  # infected slices only, as the paper keeps them
+    share = areas / a.masks[0].size
+    assert 0.003 < np.median(share) < 0.08 and share.max() < 0.15  # lesion sizes of CT100's order
+    assert areas.max() >= 5 * areas.min()  # varied lesion sizes
+    lesion_means = [a.images[i][a.masks[i]].mean() for i in range(len(areas))]
+    assert max(lesion_means) - min(lesion_means) > 25  # ground glass and consolidation
+    for image, mask in zip(a.images, a.masks):
+        lung_field = (image > 30) & (image < 100) & ~mask  # lung parenchyma in the lung window
+        assert np.median(image[mask]) > np.median(image[lung_field]) + 30  # lesions stand out of the lung
+        assert (image > 100).mean() > 0.2  # a body around the lungs
+
+
+def test_synthetic_lesions_lie_inside_the_lungs():
+    from benchmark.datasets import synthetic
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:synthetic.SIZE_PX, 0:synthetic.SIZE_PX].astype(np.float64)
+    for _ in range(5):
+        anatomy = synthetic._anatomy(rng)
+        lungs = synthetic._lungs(yy, xx, anatomy)
+        _, mask = synthetic.synthetic_slice(np.random.default_rng(rng.integers(1 << 30)), anatomy)
+        assert mask.any() and not (mask & ~(lungs[0] | lungs[1])).any()
+
+
+def test_synthetic_from_an_older_generator_is_regenerated(tmp_path):
+    folder = ds.dataset_dir("synthetic", tmp_path)
+    ensure_synthetic(tmp_path)
+    (folder / PATIENTS_FILE).write_text(json.dumps({"schema": "miniseg-bench/synthetic/1", "patients": {}}))
+    (folder / "stale.txt").write_text("from the old generator")
+    ensure_synthetic(tmp_path)
+    assert not (folder / "stale.txt").exists()
+    assert json.loads((folder / PATIENTS_FILE).read_text())["schema"] == GENERATOR_SCHEMA
 
 
 def test_synthetic_layout_and_patient_folds(tmp_path):

@@ -17,6 +17,19 @@ def test_demo_defaults_stay_out_of_committed_results():
     assert args.protocol == "fast" and args.folds == "0-4"
 
 
+def test_demo_recipe_and_parallel_cpu_workers():
+    from benchmark.commands.demo import train_argv
+
+    parser = build_parser()
+    cpu = parser.parse_args(["demo", "--device", "cpu", "--workers", "2"])
+    argv = train_argv(cpu, "synthetic")
+    train = parser.parse_args(argv)  # the train command accepts what the demo passes
+    assert train.executor == "pool" and train.workers == 2 and train.cpus_per_job == 1
+    assert {"epochs=20", "batch_size=2", "eval_every=4", "base_size=128"} <= set(train.overrides)
+    single = parser.parse_args(train_argv(parser.parse_args(["demo", "--device", "cpu", "--workers", "1"]), "synthetic"))
+    assert single.executor == "local"
+
+
 def test_demo_picks_ct100_only_where_the_data_root_has_it(tmp_path: Path):
     from benchmark.commands.demo import choose_dataset
 
@@ -44,7 +57,7 @@ def test_demo_smoke_writes_records_and_report(tmp_path: Path, capsys: pytest.Cap
     code = main([
         "demo", "--data-root", str(tmp_path / "data"), "--results", str(results), "--out", str(out),
         "--models", "miniseg,enet", "--protocol", "smoke", "--folds", "0-1", "--set", "epochs=1",
-        "--size", "64", "--profile-size", "64", "--device", "cpu", "--threads", "1",
+        "--size", "64", "--profile-size", "64", "--device", "cpu", "--threads", "1", "--workers", "1",
     ])
     assert code == 0
     stdout = capsys.readouterr().out

@@ -1,12 +1,16 @@
 """A deterministic CT-like dataset for CPU tests and the demo, generated on first use.
 
-Each slice: dark air, an elliptic body, two darker lung fields, and 0-3 lesion blobs of
-varied size and contrast inside the lungs (about a quarter of the slices have none).
-10 patients x 4 slices of 128x128, ids `synth_{patient:02d}_{z:04d}`, written in the
-release layout (tr_im/, tr_mask/ as 0/255 PNG) plus `patients.json` (slice -> patient).
+Built like the real datasets: every slice is infected (the paper keeps infected slices only),
+and intensities follow the usual lung window (-1250..250 HU to 0..255): air 0, soft tissue ~200,
+lung parenchyma ~65 with small bright vessels, and 1-3 COVID-like lesions per slice: irregular
+ground-glass opacities (~110-150, textured) or denser consolidations (~160-190), mostly near the
+pleura, covering roughly 1-10% of the slice as in CT100 (median 4.8%). 10 patients x 4 slices of 128x128, ids
+`synth_{patient:02d}_{z:04d}`, written in the release layout (tr_im/, tr_mask/ as 0/255 PNG)
+plus `patients.json` (slice -> patient, generator version).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from ..io import atomic_write_json
 from .loading import IMAGE_DIR, MASK_DIR, PNG
@@ -25,7 +30,12 @@ N_PATIENTS = 10
 SLICES_PER_PATIENT = 4
 SIZE_PX = 128
 PATIENTS_FILE = "patients.json"
-NOISE_SIGMA = 6.0
+#: Bumped whenever the generator's output changes, so an old copy on disk is regenerated.
+GENERATOR_SCHEMA = "miniseg-bench/synthetic/2"
+NOISE_SIGMA = 5.0
+LUNG_LEVEL = 65.0
+TISSUE_LEVEL = 200.0
+VESSELS_PER_LUNG = 6
 
 
 @dataclass(frozen=True)
@@ -69,35 +79,66 @@ def _lungs(yy: np.ndarray, xx: np.ndarray, anatomy: Anatomy) -> list[np.ndarray]
     return [_ellipse(yy, xx, (cy - 3, cx + side * anatomy.lung_offset), anatomy.lung_radii) <= 1 for side in (-1, 1)]
 
 
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    """Gaussian-smoothed white noise scaled to unit standard deviation (texture and irregular borders)."""
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma_px)
+    return field / (field.std() + 1e-12)
+
+
+def _lesion_centre(rng: np.random.Generator, lung: np.ndarray) -> tuple[float, float]:
+    """A point inside the lung, drawn near the pleura two times out of three (COVID-19's subpleural pattern)."""
+    inner = ndimage.binary_erosion(lung, iterations=6)
+    rim = lung & ~inner
+    region = rim if rng.uniform() < 2 / 3 and rim.any() else lung
+    ys, xs = np.nonzero(region)
+    pick = rng.integers(len(ys))
+    return float(ys[pick]), float(xs[pick])
+
+
 def _lesions(
     rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, lungs: list[np.ndarray], count: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`count` blobs inside the lungs: (foreground mask, added intensity)."""
+    """`count` irregular opacities inside the lungs: (foreground mask, intensity each lesion sets)."""
     mask = np.zeros(yy.shape, dtype=bool)
-    added = np.zeros(yy.shape, dtype=np.float64)
+    level = np.zeros(yy.shape, dtype=np.float64)
     for _ in range(count):
         lung = lungs[rng.integers(len(lungs))]
-        ys, xs = np.nonzero(lung)
-        pick = rng.integers(len(ys))
-        radii = (rng.uniform(2.5, 10.0), rng.uniform(2.5, 10.0))
-        dist = _ellipse(yy, xx, (float(ys[pick]), float(xs[pick])), radii)
-        blob = (dist <= 1) & lung
-        contrast = rng.uniform(35, 120)
-        added = np.maximum(added, np.where(blob, contrast * (1.0 - 0.4 * dist), 0.0))
+        centre = _lesion_centre(rng, lung)
+        radii = (rng.uniform(5.0, 15.0), rng.uniform(5.0, 15.0))
+        border = 0.35 * _smooth_noise(rng, yy.shape, 2.0)
+        blob = (_ellipse(yy, xx, centre, radii) + border <= 1) & lung
+        dense = rng.uniform() < 0.25
+        mean = rng.uniform(160, 190) if dense else rng.uniform(110, 150)
+        texture = (4.0 if dense else 10.0) * _smooth_noise(rng, yy.shape, 1.0)
+        level = np.where(blob, np.maximum(level, mean + texture), level)
         mask |= blob
-    return mask, added
+    return mask, level
 
 
-def synthetic_slice(rng: np.random.Generator, anatomy: Anatomy, has_lesions: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One CT-like slice: (uint8 image, bool infection mask)."""
+def _vessels(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, lungs: list[np.ndarray]) -> np.ndarray:
+    """Small bright vessel cross-sections in the lungs: distractors a model must tell from lesions by shape."""
+    vessels = np.zeros(yy.shape, dtype=bool)
+    for lung in lungs:
+        ys, xs = np.nonzero(ndimage.binary_erosion(lung, iterations=2))
+        for pick in rng.integers(len(ys), size=VESSELS_PER_LUNG):
+            radius = rng.uniform(0.8, 1.6)
+            vessels |= _ellipse(yy, xx, (float(ys[pick]), float(xs[pick])), (radius, radius)) <= 1
+    return vessels
+
+
+def synthetic_slice(rng: np.random.Generator, anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray]:
+    """One infected CT-like slice: (uint8 image, bool infection mask with at least one lesion pixel)."""
     yy, xx = np.mgrid[0:SIZE_PX, 0:SIZE_PX].astype(np.float64)
     body = _ellipse(yy, xx, anatomy.centre, anatomy.body_radii) <= 1
     lungs = _lungs(yy, xx, anatomy)
-    image = np.full(yy.shape, 10.0)
-    image[body] = rng.uniform(140, 170)
-    image[lungs[0] | lungs[1]] = rng.uniform(30, 50)
-    mask, added = _lesions(rng, yy, xx, lungs, int(rng.integers(1, 4)) if has_lesions else 0)
-    image += added + rng.normal(0.0, NOISE_SIGMA, image.shape)
+    image = np.zeros(yy.shape)
+    image[body] = TISSUE_LEVEL + rng.uniform(-10, 10)
+    image[lungs[0] | lungs[1]] = LUNG_LEVEL + rng.uniform(-8, 8)
+    image[_vessels(rng, yy, xx, lungs)] = rng.uniform(150, 180)
+    mask = np.zeros(yy.shape, dtype=bool)
+    while not mask.any():
+        mask, level = _lesions(rng, yy, xx, lungs, int(rng.integers(1, 4)))
+    image = np.where(mask, level, image) + rng.normal(0.0, NOISE_SIGMA, image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask
 
 
@@ -108,22 +149,32 @@ def generate_synthetic(out_dir: Path, seed: int = SEED) -> dict[str, str]:
     (out_dir / MASK_DIR).mkdir(parents=True, exist_ok=True)
     patients = slice_ids()
     anatomies = {p: _anatomy(rng) for p in sorted(set(patients.values()))}
-    for index, (slice_id, patient) in enumerate(patients.items()):
-        image, mask = synthetic_slice(rng, anatomies[patient], has_lesions=index % 4 != 3)
+    for slice_id, patient in patients.items():
+        image, mask = synthetic_slice(rng, anatomies[patient])
         Image.fromarray(image).save(out_dir / IMAGE_DIR / f"{slice_id}{PNG}", compress_level=1)
         Image.fromarray(mask.astype(np.uint8) * 255).save(out_dir / MASK_DIR / f"{slice_id}{PNG}", compress_level=1)
-    atomic_write_json(out_dir / PATIENTS_FILE, {"schema": "miniseg-bench/synthetic/1", "seed": seed, "patients": patients})
+    atomic_write_json(out_dir / PATIENTS_FILE, {"schema": GENERATOR_SCHEMA, "seed": seed, "patients": patients})
     return patients
+
+
+def _is_current(folder: Path) -> bool:
+    """True when `folder` holds a synthetic dataset written by this generator version."""
+    try:
+        return json.loads((folder / PATIENTS_FILE).read_text()).get("schema") == GENERATOR_SCHEMA
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def ensure_synthetic(data_root: str | Path) -> Path:
     """`<root>/synthetic`, generated (into a temp folder, then renamed) when absent."""
     root = Path(data_root)
     target = root / get_spec("synthetic").folder
-    if (target / PATIENTS_FILE).is_file():
+    if _is_current(target):
         return target
-    if target.exists():
+    if target.exists() and not (target / PATIENTS_FILE).is_file():
         raise ValueError(f"{target}: exists without {PATIENTS_FILE}; remove it to regenerate the synthetic dataset")
+    if target.exists():  # made by an older generator: replace it whole
+        shutil.rmtree(target)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".synthetic.tmp-", dir=root))
     try:
