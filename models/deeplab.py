@@ -1,4 +1,4 @@
-"""DeepLabv3 on a dilated ResNet50 and DeepLabv3+ on aligned Xception-65, written from the papers.
+"""DeepLabv3 on a dilated ResNet50 (written from the paper) and DeepLabv3+ on the authors' aligned Xception.
 
 DeepLabv3 (Chen et al. 2017): ResNet50 dilated to output stride 8 (the stride the paper
 evaluates at; Table 4's 163.83 GFLOPs is an OS-8 figure), ASPP with a 1x1 branch, three
@@ -7,24 +7,32 @@ image-level pooling, all 256 channels with BN, concatenated and projected by a 1
 (256) before the 1x1 classifier; bilinear upsampling to the input. No multi-grid in
 layer4 and no auxiliary loss (the paper trains neither here). 39.0M params (Table 4: 38.71M).
 
-DeepLabv3+ (Chen et al. 2018): aligned Xception-65 (timm's `xception65`) at OS 16, ASPP
-rates (6, 12, 18); decoder: the stride-4 low-level feature (256 ch, entry-flow block 2)
-projected to 48 channels by 1x1 conv-BN-ReLU, concatenated with the 4x upsampled ASPP
-output, two 3x3 conv-BN-ReLU (256), 1x1 classifier, 4x upsampling. ASPP and decoder use
-regular convs (the paper's variant without separable convs in them); 54.7M params,
-Table 4: 53.33M (separable ones would give about 41M).
+DeepLabv3+ (Chen et al. 2018) as the MiniSeg authors built it (`full_code/models/Baselines/
+DeepLabs/deeplabv3plus_xception.py`): their modified aligned Xception (entry flow: 3x3 convs
+32 /2 and 64, blocks of 128 /4, 256 /8, 728 /16 that end in strided separable convs instead of
+max-pools; 16 middle blocks of 728; exit block 728 -> 1024 and separable convs to 1536, 1536,
+2048, dilated 2 at output stride 16), ASPP of a 1x1 branch, three 3x3 branches at rates 6, 12,
+18 and image pooling (256 channels each, conv-BN-ReLU), a 1x1 projection to 256; decoder: the
+stride-4 block-1 feature (128 channels) projected to 48, concatenated with the upsampled
+context, two 3x3 conv-BN-ReLU (256) and a 1x1 classifier; all upsampling bilinear with
+align_corners=True. 54,607,778 params at 2 classes (Table 4: 53.33M = params / 1,024,000).
 
-The ASPP module is torchvision's (`torchvision.models.segmentation.deeplabv3.ASPP`), the
+DeepLabv3's ASPP module is torchvision's (`torchvision.models.segmentation.deeplabv3.ASPP`), the
 same architecture as the paper's (it adds dropout 0.5 after the projection).
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from .backbones import resnet_features, timm_features
-from .layers import ConvBNAct, upsample_to
+from .backbones import resnet_features
+from .layers import upsample_to
+from .pretrained import imagenet_state_dict
 from .registry import register_model
 
 ASPP_CHANNELS = 256
@@ -61,34 +69,241 @@ class DeepLabV3(nn.Module):
         return upsample_to(self.classifier(self.aspp(top)), x.shape[-2:])
 
 
+XCEPTION_MIDDLE = 728
+XCEPTION_MIDDLE_BLOCKS = 16
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """Kaiming-normal convs and unit BN: the authors' initialisation of the Xception and the ASPP branches."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise k x k conv then pointwise 1x1 conv, both bias-free ("same" padding: dilation * (k - 1) / 2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            in_channels, in_channels, 3, stride, padding=dilation, dilation=dilation, groups=in_channels, bias=False
+        )
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.conv1(x))
+
+
+class XceptionBlock(nn.Module):
+    """Aligned-Xception block: `reps` x (ReLU, separable conv, BN), an optional strided separable conv, a skip.
+
+    The channel change happens at the first conv (`grow_first`) or the last; a stride-2 block ends in a
+    stride-2 separable conv (no max-pool), and a stride-1 `is_last` block in an extra separable conv.
+    The skip is a strided 1x1 conv + BN when the shape changes, else identity. One ReLU module serves
+    every activation of the block and is held both by the block and inside `rep`, as the authors'
+    file does. With `start_with_relu`, `rep[0]` is that ReLU and its output feeds the skip too (the
+    authors' in-place ReLU rectifies the block's input before the skip reads it).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        reps: int,
+        stride: int = 1,
+        dilation: int = 1,
+        start_with_relu: bool = True,
+        grow_first: bool = True,
+        is_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.skip: nn.Module | None = None
+        if out_channels != in_channels or stride != 1:
+            self.skip = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+            self.skipbn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.start_with_relu = start_with_relu
+        grown = out_channels if grow_first else in_channels
+        pairs = [(in_channels, grown)] + [(grown, grown)] * (reps - 1)
+        if not grow_first:
+            pairs = [(in_channels, in_channels)] * (reps - 1) + [(in_channels, out_channels)]
+        layers: list[nn.Module] = []
+        for cin, cout in pairs:
+            layers += [self.relu, SeparableConv2d(cin, cout, dilation=dilation), nn.BatchNorm2d(cout)]
+        if not start_with_relu:
+            layers = layers[1:]
+        if stride != 1:
+            layers.append(SeparableConv2d(out_channels, out_channels, stride=stride))
+        elif is_last:
+            layers.append(SeparableConv2d(out_channels, out_channels))
+        self.rep = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        body = self.rep
+        if self.start_with_relu:
+            x, body = self.rep[0](x), self.rep[1:]
+        skip = x if self.skip is None else self.skipbn(self.skip(x))
+        return body(x) + skip
+
+
+def xception_strides(output_stride: int) -> tuple[int, int, tuple[int, int]]:
+    """(entry block 3 stride, middle-flow dilation, exit-flow dilations) for output stride 16 or 8."""
+    if output_stride == 16:
+        return 2, 1, (1, 2)
+    if output_stride == 8:
+        return 1, 2, (2, 4)
+    raise ValueError(f"DeepLabv3+ Xception output_stride must be 8 or 16, got {output_stride}")
+
+
+class AlignedXception(nn.Module):
+    """The authors' modified aligned Xception: entry (3 blocks), middle (16 blocks), exit (block + 3 sep convs).
+
+    Returns (top features, 2048 ch at the output stride; block-1 features, 128 ch at stride 4).
+    Module names follow the authors' file, so `load_xception_imagenet` can map ImageNet weights as they did.
+    """
+
+    def __init__(self, in_channels: int = 3, output_stride: int = 16) -> None:
+        super().__init__()
+        entry_stride, middle_dilation, (exit_dilation, top_dilation) = xception_strides(output_stride)
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(64)
+        self.block1 = XceptionBlock(64, 128, 2, stride=2, start_with_relu=False)
+        self.block2 = XceptionBlock(128, 256, 2, stride=2)
+        self.block3 = XceptionBlock(256, XCEPTION_MIDDLE, 2, stride=entry_stride, is_last=True)
+        for index in range(4, 4 + XCEPTION_MIDDLE_BLOCKS):
+            middle = XceptionBlock(XCEPTION_MIDDLE, XCEPTION_MIDDLE, 3, dilation=middle_dilation)
+            self.add_module(f"block{index}", middle)
+        self.block20 = XceptionBlock(
+            XCEPTION_MIDDLE, 1024, 2, dilation=exit_dilation, grow_first=False, is_last=True
+        )
+        self.conv3 = SeparableConv2d(1024, 1536, dilation=top_dilation)
+        self.bn3 = nn.BatchNorm2d(1536)
+        self.conv4 = SeparableConv2d(1536, 1536, dilation=top_dilation)
+        self.bn4 = nn.BatchNorm2d(1536)
+        self.conv5 = SeparableConv2d(1536, 2048, dilation=top_dilation)
+        self.bn5 = nn.BatchNorm2d(2048)
+        self.out_channels, self.low_level_channels = 2048, 128
+        kaiming_init(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        low_level = self.block1(x)
+        x = low_level
+        for index in range(2, 21):
+            x = getattr(self, f"block{index}")(x)
+        for conv, bn in ((self.conv3, self.bn3), (self.conv4, self.bn4), (self.conv5, self.bn5)):
+            x = self.relu(bn(conv(x)))
+        return x, low_level
+
+
+# The authors' placement of the original (cadene / timm `legacy_xception`) ImageNet weights:
+# key prefix in that model -> prefixes in ours. Other keys load under their own name when ours has it.
+XCEPTION_IMAGENET_RENAMES = {
+    "block12": ("block20",),
+    "block11": ("block12",),
+    "bn3": ("bn3", "bn4"),
+    "conv4": ("conv5",),
+    "bn4": ("bn5",),
+}
+
+
+def xception_imagenet_state(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict:
+    """The entries of `source` (legacy Xception weights) placed into `target`'s keys the authors' way.
+
+    A source key is used only when `target` has that same key; it then goes to the renamed key(s).
+    """
+    placed: dict[str, torch.Tensor] = {}
+    for key, value in source.items():
+        if key not in target:
+            continue
+        prefix, _, rest = key.partition(".")
+        for new_prefix in XCEPTION_IMAGENET_RENAMES.get(prefix, (prefix,)):
+            placed[f"{new_prefix}.{rest}"] = value.reshape(target[f"{new_prefix}.{rest}"].shape)
+    return placed
+
+
+def load_xception_imagenet(backbone: AlignedXception) -> None:
+    """Load timm's `legacy_xception` ImageNet weights (the authors' source) as the authors' file maps them.
+
+    Blocks 1-10, 12 (from the source's 11), 20 (from its exit block, skip excepted), the stem and the exit
+    convs get ImageNet weights; block 11, blocks 13-19 and the extra separable convs keep their random init.
+    """
+    state = backbone.state_dict()
+    state.update(xception_imagenet_state(imagenet_state_dict("timm", "legacy_xception"), state))
+    backbone.load_state_dict(state)
+
+
+class ASPPBranch(nn.Sequential):
+    """Conv (1x1, or 3x3 at `rate`) -> BN -> ReLU, bias-free: one ASPP branch."""
+
+    def __init__(self, in_channels: int, out_channels: int, rate: int) -> None:
+        kernel, padding = (1, 0) if rate == 1 else (3, rate)
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel, padding=padding, dilation=rate, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        )
+
+
 class DeepLabV3Plus(nn.Module):
-    """Aligned Xception-65 -> ASPP; decoder fuses a 48-channel projection of the stride-4 feature."""
+    """The authors' DeepLabv3+: aligned Xception -> ASPP (1x1, three rates, image pooling) -> 1x1 projection;
+    decoder fuses a 48-channel projection of the stride-4 feature; convs throughout (no separable ones
+    in ASPP or decoder); bilinear upsampling with align_corners=True."""
 
     def __init__(
         self, num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, output_stride: int = 16
     ) -> None:
         super().__init__()
-        self.backbone = timm_features(
-            "xception65",
-            output_stride=output_stride,
-            pretrained=pretrained,
-            in_channels=in_channels,
-            out_indices=(1, 4),
+        self.backbone = AlignedXception(in_channels, output_stride)
+        if pretrained:
+            load_xception_imagenet(self.backbone)
+        top = self.backbone.out_channels
+        rates = (1, *aspp_rates(output_stride))
+        self.aspp = nn.ModuleList(ASPPBranch(top, ASPP_CHANNELS, rate) for rate in rates)
+        kaiming_init(self.aspp)
+        self.image_pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(top, ASPP_CHANNELS, 1, bias=False),
+            nn.BatchNorm2d(ASPP_CHANNELS),
+            nn.ReLU(),
         )
-        low_in, top_in = self.backbone.channels
-        self.aspp = ASPP(top_in, list(aspp_rates(output_stride)), ASPP_CHANNELS)
-        self.low_level = ConvBNAct(low_in, LOW_LEVEL_CHANNELS, kernel_size=1)
+        self.project = nn.Conv2d((len(rates) + 1) * ASPP_CHANNELS, ASPP_CHANNELS, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(ASPP_CHANNELS)
+        self.low_level = nn.Conv2d(self.backbone.low_level_channels, LOW_LEVEL_CHANNELS, 1, bias=False)
+        self.low_level_bn = nn.BatchNorm2d(LOW_LEVEL_CHANNELS)
+        self.relu = nn.ReLU()
         self.decoder = nn.Sequential(
-            ConvBNAct(ASPP_CHANNELS + LOW_LEVEL_CHANNELS, ASPP_CHANNELS),
-            ConvBNAct(ASPP_CHANNELS, ASPP_CHANNELS),
+            nn.Conv2d(ASPP_CHANNELS + LOW_LEVEL_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
+            nn.BatchNorm2d(ASPP_CHANNELS),
+            nn.ReLU(),
+            nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
+            nn.BatchNorm2d(ASPP_CHANNELS),
+            nn.ReLU(),
             nn.Conv2d(ASPP_CHANNELS, num_classes, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low, top = self.backbone(x)
-        context = upsample_to(self.aspp(top), low.shape[-2:])
-        logits = self.decoder(torch.cat([context, self.low_level(low)], dim=1))
-        return upsample_to(logits, x.shape[-2:])
+        top, low = self.backbone(x)
+        branches = [branch(top) for branch in self.aspp]
+        branches.append(_resize_aligned(self.image_pool(top), top.shape[-2:]))
+        context = self.relu(self.project_bn(self.project(torch.cat(branches, dim=1))))
+        # the authors' block 2 starts with an in-place ReLU, which also rectifies the low-level feature read here
+        low = self.relu(self.low_level_bn(self.low_level(torch.relu(low))))
+        quarter = (math.ceil(x.shape[-2] / 4), math.ceil(x.shape[-1] / 4))
+        logits = self.decoder(torch.cat([_resize_aligned(context, quarter), low], dim=1))
+        return _resize_aligned(logits, x.shape[-2:])
+
+
+def _resize_aligned(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize with align_corners=True (the authors' DeepLabv3+ upsampling)."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 @register_model(
@@ -112,15 +327,17 @@ def deeplabv3_resnet50(
     "deeplabv3plus-xception",
     family="deeplab",
     paper_name="DeepLabv3+",
-    backbone="Xception",
+    backbone="Xception (authors' modified aligned Xception, 16 middle blocks)",
     pretrained_backbone=True,
     reference=V3PLUS_REFERENCE,
-    notes="aligned Xception-65 (timm xception65), output stride 16; ASPP and decoder with regular (not separable) "
-    "convs",
+    notes="the authors' build: their modified aligned Xception (no timm/torchvision twin; `pretrained` loads timm "
+    "legacy_xception ImageNet weights into it by the authors' renaming, which leaves block 11, blocks 13-19 and the "
+    "extra separable convs random; the authors' class defaults to pretrained=False), output stride 16, ASPP rates "
+    "1/6/12/18 + image pooling, decoder with regular convs, align_corners=True upsampling",
     input_multiple=16,
 )
 def deeplabv3plus_xception(
     num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, output_stride: int = 16
 ) -> DeepLabV3Plus:
-    """DeepLabv3+ with aligned Xception-65 and the 48-channel low-level decoder."""
+    """DeepLabv3+ as the authors built it (54,607,778 params at 2 classes, output stride 16)."""
     return DeepLabV3Plus(num_classes, in_channels, pretrained, output_stride)

@@ -1,15 +1,21 @@
-"""U-Net, Attention U-Net and UNet++: one encoder column, three ways of using its skips.
+"""U-Net, Attention U-Net and UNet++ as the MiniSeg authors built them (their Table 4 rows).
 
-Written from the papers (Ronneberger et al. 2015; Oktay et al. 2018; Zhou et al. 2018).
-Common to all three: 5 levels, two 3x3 conv-BN-ReLU per node, 2x2 max-pool down,
-2x2 transposed-conv ("up-convolution") up that halves the channels, 1x1 classifier.
-Convs are padded so that the output keeps the input size (the 2015 paper used
-unpadded convs and cropping), and BN follows every conv (none in 2015).
+The networks are those of their papers (Ronneberger et al. 2015; Oktay et al. 2018; Zhou et
+al. 2018) in the layout of the authors' baseline files (`full_code/models/Baselines/UNet.py`,
+`Att_UNet.py`, `NestedUNet.py`), which all share:
+- 5 levels of widths w, 2w, 4w, 8w, 16w; a node is two 3x3 conv (with bias) -> BN -> ReLU, padded
+  so that sizes are kept (the 2015 paper: unpadded convs, no BN); 2x2 max-pool between levels;
+- U-Net / Attention U-Net go up by nearest-neighbour 2x upsampling followed by a 3x3
+  conv-BN-ReLU that halves the channels (not a transposed conv); UNet++ by plain bilinear 2x
+  upsampling (align_corners=True) without a conv, its nodes taking the concatenation;
+- the Attention U-Net gate reads the skip x and the *upsampled* decoder feature g at the same
+  resolution: psi(relu(BN(W_g g) + BN(W_x x))) -> BN -> sigmoid scales x (no stride-2 theta);
+- UNet++ has one 1x1 head on X(0,4) (no deep supervision).
 
-Widths: the 2015 paper's U-Net is 64..1024 (31.0M params). Table 4 of MiniSeg lists
-8.43M / 8.52M / 8.95M for U-Net / Attention U-Net / UNet++, which is the 32..512 width
-that the UNet++ paper uses for all three (its 7.76M U-Net, 9.04M UNet++); that is our
-default (`base_channels=32`), and `base_channels=64` gives the 2015 width.
+Width: Table 4's counts (8.43M / 8.52M / 8.95M in units of 1,024,000) are base width w = 32;
+the released files default to w = 64 (the 2015 paper's width), registered as the `-w64` variants.
+The finest attention gate has 32 inner channels at any width (the authors' file fixes it; the
+other gates use half the skip's channels).
 """
 from __future__ import annotations
 
@@ -18,14 +24,20 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import ConvBNAct, upsample_to
 from .registry import register_model
 
 LEVELS = 5
+PAPER_WIDTH = 32
+CLASSIC_WIDTH = 64
+FINEST_GATE_CHANNELS = 32  # inner channels of the level-0 attention gate in the authors' file, at any width
 UNET_REFERENCE = "Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015"
 ATTENTION_REFERENCE = "Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas, MIDL 2018"
 UNETPP_REFERENCE = "Zhou et al., UNet++: A Nested U-Net Architecture for Medical Image Segmentation, DLMIA 2018"
-WIDTH_NOTE = "width 32..512 (the UNet++ paper's setting; Table 4's count implies it); base_channels=64 gives 64..1024"
+BUILD_NOTE = (
+    "the authors' build: base width 32 (their released file defaults to 64, registered as the -w64 variant); "
+    "padded convs with bias + BN"
+)
+VARIANT_NOTE = "not the paper's build: base width 64 (the released file's default and the 2015 paper's width)"
 
 
 def level_widths(base_channels: int) -> tuple[int, ...]:
@@ -33,18 +45,29 @@ def level_widths(base_channels: int) -> tuple[int, ...]:
     return tuple(base_channels * 2**i for i in range(LEVELS))
 
 
+class ConvBNReLU(nn.Sequential):
+    """3x3 conv (with bias, as the authors' files) -> BN -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
 class DoubleConv(nn.Sequential):
     """Two 3x3 conv-BN-ReLU: one U-Net node."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(ConvBNAct(in_channels, out_channels), ConvBNAct(out_channels, out_channels))
+        super().__init__(ConvBNReLU(in_channels, out_channels), ConvBNReLU(out_channels, out_channels))
 
 
-class UpConv(nn.ConvTranspose2d):
-    """2x2 transposed conv, stride 2: doubles the resolution (the papers' up-convolution)."""
+class UpConv(nn.Sequential):
+    """Nearest 2x upsampling then a 3x3 conv-BN-ReLU (the authors' `up_conv`)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(in_channels, out_channels, kernel_size=2, stride=2)
+        super().__init__(nn.Upsample(scale_factor=2), ConvBNReLU(in_channels, out_channels))
 
 
 class Encoder(nn.Module):
@@ -54,43 +77,51 @@ class Encoder(nn.Module):
         super().__init__()
         ins = (in_channels, *widths[:-1])
         self.nodes = nn.ModuleList(DoubleConv(i, o) for i, o in zip(ins, widths))
-        self.pool = nn.MaxPool2d(2)
+        self.pools = nn.ModuleList(nn.MaxPool2d(2) for _ in widths[1:])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.nodes[0](x)]
-        for node in self.nodes[1:]:
-            feats.append(node(self.pool(feats[-1])))
+        for pool, node in zip(self.pools, self.nodes[1:]):
+            feats.append(node(pool(feats[-1])))
         return feats
 
 
-class AttentionGate(nn.Module):
-    """Additive attention gate: alpha = sigmoid(psi(relu(W_x x + W_g g))), output x * alpha.
+def _conv1x1_bn(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1x1 conv (with bias) -> BN: the attention gate's projections."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.BatchNorm2d(out_channels))
 
-    x (the skip, fine) is brought to the gating signal's grid by a 2x2 stride-2 conv,
-    g (the coarser decoder feature) by a 1x1 conv; alpha is resampled back to x's grid.
+
+class AttentionGate(nn.Module):
+    """Additive attention gate: alpha = sigmoid(BN(psi(relu(W_g g + W_x x)))), output x * alpha.
+
+    g is the decoder feature already upsampled to the skip x's resolution, so no resampling is needed.
     """
 
-    def __init__(self, skip_channels: int, gate_channels: int, inter_channels: int) -> None:
+    def __init__(self, gate_channels: int, skip_channels: int, inter_channels: int) -> None:
         super().__init__()
-        self.theta_x = nn.Conv2d(skip_channels, inter_channels, 2, stride=2, bias=False)
-        self.phi_g = nn.Conv2d(gate_channels, inter_channels, 1)
-        self.psi = nn.Conv2d(inter_channels, 1, 1)
+        self.w_g = _conv1x1_bn(gate_channels, inter_channels)
+        self.w_x = _conv1x1_bn(skip_channels, inter_channels)
+        self.psi = nn.Sequential(_conv1x1_bn(inter_channels, 1), nn.Sigmoid())
+        self.relu = nn.ReLU(inplace=True)
 
     def coefficients(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Attention coefficients in [0, 1] at the skip's resolution, one channel."""
-        theta = self.theta_x(x)
-        q = self.psi(torch.relu(theta + upsample_to(self.phi_g(g), theta.shape[-2:])))
-        return upsample_to(torch.sigmoid(q), x.shape[-2:])
+        """Attention coefficients in [0, 1], one channel at the skip's resolution."""
+        return self.psi(self.relu(self.w_g(g) + self.w_x(x)))
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return x * self.coefficients(x, g)
+
+
+def gate_widths(widths: Sequence[int]) -> tuple[int, ...]:
+    """Inner channels of the gates on levels 3, 2, 1, 0: half the skip's channels, 32 at level 0."""
+    return tuple(widths[i] // 2 for i in range(LEVELS - 2, 0, -1)) + (FINEST_GATE_CHANNELS,)
 
 
 class UNet(nn.Module):
     """U-Net: 4 down, 4 up, concatenated skips; with `attention=True`, the skips are gated (Attention U-Net)."""
 
     def __init__(
-        self, num_classes: int = 2, in_channels: int = 3, base_channels: int = 32, attention: bool = False
+        self, num_classes: int = 2, in_channels: int = 3, base_channels: int = PAPER_WIDTH, attention: bool = False
     ) -> None:
         super().__init__()
         widths = level_widths(base_channels)
@@ -99,7 +130,9 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList(UpConv(widths[i + 1], widths[i]) for i in fine)
         self.nodes = nn.ModuleList(DoubleConv(2 * widths[i], widths[i]) for i in fine)
         self.gates = (
-            nn.ModuleList(AttentionGate(widths[i], widths[i + 1], widths[i] // 2) for i in fine)
+            nn.ModuleList(
+                AttentionGate(widths[i], widths[i], inner) for i, inner in zip(fine, gate_widths(widths))
+            )
             if attention
             else None
         )
@@ -109,47 +142,41 @@ class UNet(nn.Module):
         feats = self.encoder(x)
         y = feats[-1]
         for k, (up, node) in enumerate(zip(self.ups, self.nodes)):
-            skip = feats[LEVELS - 2 - k]
+            skip, y = feats[LEVELS - 2 - k], up(y)
             if self.gates is not None:
                 skip = self.gates[k](skip, y)
-            y = node(torch.cat([skip, up(y)], dim=1))
+            y = node(torch.cat([skip, y], dim=1))
         return self.head(y)
 
 
 class UNetPlusPlus(nn.Module):
-    """UNet++: nested, densely connected skip pathways X(i,j) and deep supervision on X(0,1..4).
+    """UNet++: nested, densely connected skip pathways X(i,j), one head on X(0,4).
 
-    Node X(i,j), j >= 1, takes the concatenation of X(i,0..j-1) and the up-convolved
-    X(i+1,j-1). Train mode returns (X(0,4) head, X(0,3), X(0,2), X(0,1)) with equal loss
-    weights as the paper; eval returns the X(0,4) head (the full, unpruned network).
+    Node X(i,j), j >= 1, takes the concatenation of X(i,0..j-1) and the bilinearly
+    upsampled X(i+1,j-1) (no up-convolution, as the authors' file).
     """
 
-    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_channels: int = 32) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, base_channels: int = PAPER_WIDTH) -> None:
         super().__init__()
         widths = level_widths(base_channels)
         self.encoder = Encoder(in_channels, widths)
-        self.ups = nn.ModuleDict()
-        self.nodes = nn.ModuleDict()
-        for i, j in self.node_ids():
-            self.ups[f"{i}_{j}"] = UpConv(widths[i + 1], widths[i])
-            self.nodes[f"{i}_{j}"] = DoubleConv((j + 1) * widths[i], widths[i])
-        self.heads = nn.ModuleList(nn.Conv2d(widths[0], num_classes, 1) for _ in range(LEVELS - 1))
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+        self.nodes = nn.ModuleDict(
+            {f"{i}_{j}": DoubleConv(j * widths[i] + widths[i + 1], widths[i]) for i, j in self.node_ids()}
+        )
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     @staticmethod
     def node_ids() -> list[tuple[int, int]]:
         """Decoder nodes (i, j) with j >= 1 and i + j <= 4, column by column."""
         return [(i, j) for j in range(1, LEVELS) for i in range(LEVELS - j)]
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid: dict[tuple[int, int], torch.Tensor] = {(i, 0): f for i, f in enumerate(self.encoder(x))}
         for i, j in self.node_ids():
-            key = f"{i}_{j}"
             same_level = [grid[(i, k)] for k in range(j)]
-            grid[(i, j)] = self.nodes[key](torch.cat([*same_level, self.ups[key](grid[(i + 1, j - 1)])], dim=1))
-        finals = [grid[(0, j)] for j in range(LEVELS - 1, 0, -1)]  # X(0,4), X(0,3), X(0,2), X(0,1)
-        if not self.training:
-            return self.heads[0](finals[0])
-        return tuple(head(f) for head, f in zip(self.heads, finals))
+            grid[(i, j)] = self.nodes[f"{i}_{j}"](torch.cat([*same_level, self.up(grid[(i + 1, j - 1)])], dim=1))
+        return self.head(grid[(0, LEVELS - 1)])
 
 
 @register_model(
@@ -157,11 +184,23 @@ class UNetPlusPlus(nn.Module):
     family="unet",
     paper_name="U-Net",
     reference=UNET_REFERENCE,
-    notes=WIDTH_NOTE + "; padded convs and BN",
+    notes=BUILD_NOTE + "; up = nearest 2x + 3x3 conv-BN-ReLU",
     input_multiple=16,
 )
-def unet(num_classes: int = 2, in_channels: int = 3, base_channels: int = 32) -> UNet:
-    """U-Net (7.76M params at width 32; Table 4: 8.43M)."""
+def unet(num_classes: int = 2, in_channels: int = 3, base_channels: int = PAPER_WIDTH) -> UNet:
+    """U-Net as the authors built it (8,637,378 params at width 32, 2 classes)."""
+    return UNet(num_classes, in_channels, base_channels)
+
+
+@register_model(
+    "unet-w64",
+    family="unet",
+    reference=UNET_REFERENCE,
+    notes=VARIANT_NOTE,
+    input_multiple=16,
+)
+def unet_w64(num_classes: int = 2, in_channels: int = 3, base_channels: int = CLASSIC_WIDTH) -> UNet:
+    """U-Net at width 64..1024 (the authors' released default)."""
     return UNet(num_classes, in_channels, base_channels)
 
 
@@ -170,11 +209,24 @@ def unet(num_classes: int = 2, in_channels: int = 3, base_channels: int = 32) ->
     family="unet",
     paper_name="Attention U-Net",
     reference=ATTENTION_REFERENCE,
-    notes=WIDTH_NOTE + "; additive attention gates on the four skips; no deep supervision",
+    notes=BUILD_NOTE + "; additive gates on the four skips, gated by the upsampled decoder feature; "
+    "no deep supervision",
     input_multiple=16,
 )
-def attention_unet(num_classes: int = 2, in_channels: int = 3, base_channels: int = 32) -> UNet:
-    """U-Net with an attention gate on each skip, gated by the next coarser decoder feature."""
+def attention_unet(num_classes: int = 2, in_channels: int = 3, base_channels: int = PAPER_WIDTH) -> UNet:
+    """U-Net with an attention gate on each skip (8,727,246 params at width 32, 2 classes)."""
+    return UNet(num_classes, in_channels, base_channels, attention=True)
+
+
+@register_model(
+    "attention-unet-w64",
+    family="unet",
+    reference=ATTENTION_REFERENCE,
+    notes=VARIANT_NOTE,
+    input_multiple=16,
+)
+def attention_unet_w64(num_classes: int = 2, in_channels: int = 3, base_channels: int = CLASSIC_WIDTH) -> UNet:
+    """Attention U-Net at width 64..1024 (the authors' released default)."""
     return UNet(num_classes, in_channels, base_channels, attention=True)
 
 
@@ -183,10 +235,23 @@ def attention_unet(num_classes: int = 2, in_channels: int = 3, base_channels: in
     family="unet",
     paper_name="UNet++",
     reference=UNETPP_REFERENCE,
-    aux_weights=(1.0, 1.0, 1.0, 1.0),
-    notes=WIDTH_NOTE + "; deep supervision on X(0,1..4), equal weights; eval uses the X(0,4) head",
+    notes=BUILD_NOTE + "; bilinear up without conv; one head on X(0,4), no deep supervision (the authors' file)",
     input_multiple=16,
 )
-def unetplusplus(num_classes: int = 2, in_channels: int = 3, base_channels: int = 32) -> UNetPlusPlus:
-    """UNet++ with deep supervision (train returns four heads)."""
+def unetplusplus(num_classes: int = 2, in_channels: int = 3, base_channels: int = PAPER_WIDTH) -> UNetPlusPlus:
+    """UNet++ as the authors built it (9,163,362 params at width 32, 2 classes)."""
+    return UNetPlusPlus(num_classes, in_channels, base_channels)
+
+
+@register_model(
+    "unetplusplus-w64",
+    family="unet",
+    reference=UNETPP_REFERENCE,
+    notes=VARIANT_NOTE,
+    input_multiple=16,
+)
+def unetplusplus_w64(
+    num_classes: int = 2, in_channels: int = 3, base_channels: int = CLASSIC_WIDTH
+) -> UNetPlusPlus:
+    """UNet++ at width 64..1024 (the authors' released default)."""
     return UNetPlusPlus(num_classes, in_channels, base_channels)

@@ -9,7 +9,6 @@ from models.annnet import AFNB, APNB, PYRAMID_SIZES
 from models.bisenet import BiSeNet
 from models.ccnet import RECURRENCE, CCNet, CrissCrossAttention
 from models.danet import ChannelAttention, DANetHead, PositionAttention
-from models.denseaspp import RATES, DenseASPPNet
 from models.dfn import DFN
 from models.dupsampling import DUpsample
 from models.encnet import Encoding
@@ -158,18 +157,6 @@ def test_dupsampling_reconstructs_each_block_from_its_own_cell():
     block = torch.zeros_like(delta)
     block[ratio : 2 * ratio, 2 * ratio : 3 * ratio] = True
     assert torch.equal(delta, block)
-
-
-# DenseASPP -------------------------------------------------------------------------------------
-@torch.no_grad()
-def test_denseaspp_rates_dense_inputs_and_output_stride_8():
-    net = DenseASPPNet(2, 3, False).eval()
-    assert RATES == (3, 6, 12, 18, 24)
-    dilated = [m for m in net.aspp.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
-    assert [m.dilation[0] for m in dilated] == list(RATES)
-    reduce = [layer[2] for layer in net.aspp.layers]
-    assert [m.in_channels for m in reduce] == [2208 + 64 * i for i in range(5)]
-    assert net.backbone(torch.randn(1, 3, 64, 64)).shape == (1, 2208, 8, 8)
 
 
 # BiSeNet ---------------------------------------------------------------------------------------
