@@ -106,10 +106,13 @@ def test_only_leaves_are_counted():
 
 
 def test_meta_and_real_forward_agree_and_leave_the_model_untouched():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), Tokens(4))
+    net = nn.Sequential(Shared(), nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), Tokens(4))
     net.train()
+    assert count_paper_flops(net, 16).device == "meta"
     assert ops(net, meta=True) == ops(net, meta=False) > 0
-    assert net.training and all(p.device.type == "cpu" for p in net.parameters())
+    tensors = [*net.parameters(), *net.buffers(), net[0].branch[0].weight]
+    assert net.training and all(t.device.type == "cpu" for t in tensors)
+    assert net[0].branch[0] is net[0].conv
     assert not any(m._forward_hooks for m in net.modules())
 
 

@@ -26,6 +26,7 @@ from benchmark.profiling import (
     time_mode,
     with_oom_fallback,
 )
+from benchmark.profiling.macs import fvcore_macs, fvcore_macs_meta
 from benchmark.profiling.paper_flops import count_paper_flops
 from benchmark.profiling.paper_rows import NO_BACKBONE
 from benchmark.profiling.record import _paper_flop_fields
@@ -325,3 +326,62 @@ def test_backbone_only_rows_record_the_backbones_counts():
     assert "params_backbone" not in _paper_flop_fields(net, 8, "U-Net")
     missing = _paper_flop_fields(tiny_model(), 8, "MobileNet")
     assert (missing["paper_counted"], missing["params_backbone"]) == (NO_BACKBONE, None)
+
+
+# --- fvcore's rules on meta tensors against fvcore itself ---------------------------------------------
+
+class DeadBranch(nn.Module):
+    """An auxiliary conv computed in eval mode and thrown away (fvcore's trace drops it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.aux = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        self.aux(y)
+        return y
+
+
+class Mixed(nn.Module):
+    """One of each op fvcore counts, plus a write into a slice of a preallocated tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, groups=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.gn = nn.GroupNorm(2, 8)
+        self.ln = nn.LayerNorm(8)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.fc = nn.Linear(8, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inorm(self.gn(self.bn(self.conv(x))))
+        tokens = self.ln(y.flatten(2).transpose(1, 2))  # (1, HW, 8)
+        attn = torch.einsum("abc,abd->acd", tokens, tokens) @ tokens.transpose(1, 2)  # (1, 8, HW)
+        y = y + attn.reshape(y.shape) + torch.bmm(tokens.transpose(1, 2), tokens).sum()
+        pooled = nn.functional.adaptive_avg_pool2d(y, 1) + nn.functional.adaptive_avg_pool2d(y, 3).mean()
+        z = self.fc(tokens).sum() + self.fc(pooled.flatten(1)).sum()
+        out = torch.zeros(1, 12, x.shape[2], x.shape[3], device=x.device)
+        out[:, :4] = self.up(y)
+        out[:, 4:] = nn.functional.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        return out + nn.functional.interpolate(y[:, :1], scale_factor=2) + z
+
+
+@pytest.mark.parametrize("make", [DeadBranch, Mixed, tiny_model], ids=["dead-branch", "mixed", "tiny"])
+def test_fvcore_rules_on_meta_equal_fvcore(make):
+    model = make()
+    traced, _ = fvcore_macs(model, torch.randn(1, 3, 16, 16))
+    assert fvcore_macs_meta(model, (1, 3, 16, 16)) == traced > 0
+    assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["miniseg", "annnet-resnet50", "dfn-resnet101", "enet", "gff-resnet101"])
+def test_fvcore_rules_on_meta_equal_fvcore_on_paper_models(name):
+    """A few Table 4 models at 64x64: an aux head off the eval path, a shared backbone, unpooling, gating."""
+    model = create_model(name)
+    traced, _ = fvcore_macs(model, torch.randn(1, 3, 64, 64))
+    assert fvcore_macs_meta(model, (1, 3, 64, 64)) == traced

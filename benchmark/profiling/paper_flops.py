@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .macs import eval_mode
+from .meta import meta_copy, model_device
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,26 +166,10 @@ def counting_hooks(model: nn.Module, by_module: Counter, by_kind: Counter) -> It
             handle.remove()
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU for a model without tensors)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta stand-ins for every parameter and buffer (functional_call ties the shared ones)."""
-    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    return {name: torch.empty_like(t, device="meta") for name, t in tensors.items()}
-
-
-def _forward(model: nn.Module, inputs: torch.Tensor, meta: bool) -> None:
-    """One eval-mode forward without gradients; on meta, through stand-in tensors (the model is untouched)."""
+def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
+    """One eval-mode forward without gradients."""
     with eval_mode(model), torch.no_grad():
-        if meta and _model_device(model).type != "meta":
-            torch.func.functional_call(model, _meta_state(model), (inputs,))
-        else:
-            model(inputs)
+        model(inputs)
 
 
 def count_paper_flops(
@@ -197,26 +182,27 @@ def count_paper_flops(
     counted by a real forward on its own device. A model built on meta is always counted on meta.
     """
     shape = (1, in_channels, input_size, input_size)
-    if _model_device(model).type == "meta":
-        return _count(model, torch.empty(shape, device="meta"), meta=True)
+    device = model_device(model)
+    if device.type == "meta":
+        return _count(model, torch.empty(shape, device="meta"))
     if meta:
         try:
-            return _count(model, torch.empty(shape, device="meta"), meta=True)
+            return _count(meta_copy(model), torch.empty(shape, device="meta"))
         except Exception as err:  # noqa: BLE001 - meta is an optimisation; the real forward decides
             log.info("paper FLOPs of %s: meta forward failed (%s); counting on its device",
                      type(model).__name__, err)
-    return _count(model, torch.rand(shape, device=_model_device(model)), meta=False)
+    return _count(model, torch.rand(shape, device=device))
 
 
-def _count(model: nn.Module, inputs: torch.Tensor, meta: bool) -> PaperFlops:
+def _count(model: nn.Module, inputs: torch.Tensor) -> PaperFlops:
     """Hook, run one forward, unhook, and package the counts."""
     by_module: Counter = Counter()
     by_kind: Counter = Counter()
     with counting_hooks(model, by_module, by_kind):
-        _forward(model, inputs, meta)
+        _forward(model, inputs)
     ordered_kinds = {kind: by_kind[kind] for kind, _ in KINDS if kind in by_kind}
     return PaperFlops(total=sum(by_kind.values()), by_kind=ordered_kinds, by_module=dict(by_module),
-                      device="meta" if meta else str(inputs.device))
+                      device=str(inputs.device))
 
 
 def paper_gflops(model: nn.Module, input_size: int = 512, in_channels: int = 3) -> float:
