@@ -12,24 +12,33 @@ loads ImageNet weights through models.pretrained (torchvision's / timm's caches,
 
 Stage indices of `resnet_features`: 0 = stem (conv1-bn-relu, /2, 64 ch), 1 = maxpool +
 layer1 (/4), 2 = layer2 (/8), 3 = layer3 (/16), 4 = layer4 (/32); `output_stride` 16 or 8
-turns the stride of layer4 (and layer3) into dilation 2 (and 4): every 3x3 conv of a
-dilated layer gets the dilation, for basic (ResNet18/34) and bottleneck blocks alike.
+turns the stride of layer4 (and layer3) into dilation 2 (and 4): by default every 3x3 conv of
+a dilated layer gets the dilation, for basic (ResNet18/34) and bottleneck blocks alike;
+`dilate_first_block=False` keeps the first block of each dilated layer at half the dilation
+(torchvision's `replace_stride_with_dilation`, gluon-cv's `resnetXX_v1b`).
 Stages past the last requested index are not built, so they add no parameters.
+
+The MiniSeg authors' baselines use three ResNet layouts, all with torchvision's parameters:
+`resnet_v1b_features` (their `resnetXX_v1b`: output stride 8, no fc), `caffe_resnet_features`
+(PSPNet's file: stride in the first 1x1 conv, ceil-mode max-pool, every block dilated) and
+`torchvision_resnet` (the whole classifier, fc included: DFN holds it and counts its fc).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .layers import FCNHead
 from .pretrained import timm_model, torchvision_model
 
 __all__ = [
     "FeatureExtractor",
-    "DilatedResNetHeads",
+    "torchvision_resnet",
+    "resnet_extractor",
     "resnet_features",
+    "resnet_v1b_features",
+    "caffe_resnet_features",
     "vgg_features",
     "timm_features",
     "adapt_first_conv",
@@ -112,16 +121,21 @@ def adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     return new
 
 
-def dilate_layer(layer: nn.Module, dilation: int) -> None:
-    """Replace the stride-2 downsampling of a ResNet layer by `dilation` in its 3x3 convs (in place)."""
+def dilate_layer(layer: nn.Module, dilation: int, first_dilation: int | None = None) -> None:
+    """Replace the stride-2 downsampling of a ResNet layer by `dilation` in its 3x3 convs (in place).
+
+    The first block's 3x3 convs get `first_dilation` (default: `dilation`, every block alike).
+    """
     if dilation == 1:
         return
-    for module in layer.modules():
-        if isinstance(module, nn.Conv2d):
-            module.stride = (1, 1)
-            if module.kernel_size == (3, 3):
-                module.dilation = (dilation, dilation)
-                module.padding = (dilation, dilation)
+    for index, block in enumerate(layer.children()):
+        rate = dilation if index or first_dilation is None else first_dilation
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d):
+                module.stride = (1, 1)
+                if module.kernel_size == (3, 3):
+                    module.dilation = (rate, rate)
+                    module.padding = (rate, rate)
 
 
 def _stage_reductions(base: Sequence[int], output_stride: int) -> tuple[int, ...]:
@@ -129,22 +143,24 @@ def _stage_reductions(base: Sequence[int], output_stride: int) -> tuple[int, ...
     return tuple(min(r, output_stride) for r in base)
 
 
-def resnet_features(
-    depth: int = 50,
-    output_stride: int = 32,
-    pretrained: bool = False,
-    in_channels: int = 3,
-    out_indices: Sequence[int] = (1, 2, 3, 4),
-) -> FeatureExtractor:
-    """torchvision ResNet-`depth` split into stem/layer1..4, dilated to `output_stride` (32, 16 or 8)."""
+def torchvision_resnet(depth: int = 50, pretrained: bool = False, in_channels: int = 3) -> nn.Module:
+    """The whole torchvision ResNet-`depth` (avgpool and fc included), its stem taking `in_channels`."""
     if depth not in RESNET_DEPTHS:
         raise ValueError(f"ResNet depth must be one of {RESNET_DEPTHS}, got {depth}")
+    net = torchvision_model(f"resnet{depth}", pretrained, "IMAGENET1K_V1")
+    net.conv1 = adapt_first_conv(net.conv1, in_channels)
+    return net
+
+
+def _check_output_stride(output_stride: int) -> None:
+    """Reject output strides the dilation table does not know."""
     if output_stride not in _DILATION_FOR_STRIDE:
         raise ValueError(f"output_stride must be one of {sorted(_DILATION_FOR_STRIDE)}, got {output_stride}")
-    net = torchvision_model(f"resnet{depth}", pretrained, "IMAGENET1K_V1")
-    for layer, dilation in zip((net.layer3, net.layer4), _DILATION_FOR_STRIDE[output_stride]):
-        dilate_layer(layer, dilation)
-    net.conv1 = adapt_first_conv(net.conv1, in_channels)
+
+
+def resnet_extractor(net: nn.Module, depth: int, output_stride: int, out_indices: Sequence[int]) -> FeatureExtractor:
+    """A torchvision ResNet's stem and layer1..4 as a `FeatureExtractor` holding the same module instances
+    (the fc is left out; `net` can keep holding them, as the release's DFN does)."""
     stages = [
         nn.Sequential(net.conv1, net.bn1, net.relu),
         nn.Sequential(net.maxpool, net.layer1),
@@ -158,32 +174,50 @@ def resnet_features(
     return FeatureExtractor(stages, channels, reductions, out_indices)
 
 
-class DilatedResNetHeads(nn.Module):
-    """Dilated ResNet (output stride 8), a context head on stage 4 and, in train mode, an FCN auxiliary head on stage 3.
+def resnet_features(
+    depth: int = 50,
+    output_stride: int = 32,
+    pretrained: bool = False,
+    in_channels: int = 3,
+    out_indices: Sequence[int] = (1, 2, 3, 4),
+    *,
+    dilate_first_block: bool = True,
+) -> FeatureExtractor:
+    """torchvision ResNet-`depth` split into stem/layer1..4, dilated to `output_stride` (32, 16 or 8).
 
-    Stage 4 / 3 are `resnet_features` indices 4 / 3 (layer4 / layer3; the papers call them stage 5 / 4).
-    `head_factory(c4)` builds the head from the stage-4 channel count; the head maps those features
-    to logits. Returns `main` in eval mode, `(main, aux)` in train mode (both at output stride 8).
+    `dilate_first_block=False`: the first block of a dilated layer keeps half the layer's dilation
+    (torchvision's and gluon-cv's pattern) instead of the full one.
     """
+    _check_output_stride(output_stride)
+    net = torchvision_resnet(depth, pretrained, in_channels)
+    for layer, dilation in zip((net.layer3, net.layer4), _DILATION_FOR_STRIDE[output_stride]):
+        dilate_layer(layer, dilation, None if dilate_first_block else max(dilation // 2, 1))
+    return resnet_extractor(net, depth, output_stride, out_indices)
 
-    def __init__(
-        self,
-        head_factory: Callable[[int], nn.Module],
-        num_classes: int,
-        in_channels: int = 3,
-        pretrained: bool = False,
-        depth: int = 50,
-    ) -> None:
-        super().__init__()
-        self.backbone = resnet_features(depth, 8, pretrained, in_channels, out_indices=(3, 4))
-        c3, c4 = self.backbone.channels
-        self.head = head_factory(c4)
-        self.aux = FCNHead(c3, num_classes)
 
-    def forward(self, x: torch.Tensor):
-        c3, c4 = self.backbone(x)
-        main = self.head(c4)
-        return (main, self.aux(c3)) if self.training else main
+def resnet_v1b_features(
+    depth: int = 50, pretrained: bool = False, in_channels: int = 3, out_indices: Sequence[int] = (1, 2, 3, 4)
+) -> FeatureExtractor:
+    """The release's `resnetXX_v1b` (Others/resnetv1b.py): torchvision's ResNet without fc, layer3 / layer4
+    dilated 2 / 4 (output stride 8), the first block of each at the previous layer's dilation."""
+    return resnet_features(depth, 8, pretrained, in_channels, out_indices, dilate_first_block=False)
+
+
+def caffe_resnet_features(
+    depth: int = 101, pretrained: bool = False, in_channels: int = 3, out_indices: Sequence[int] = (1, 2, 3, 4)
+) -> FeatureExtractor:
+    """The ResNet of the release's PSPNet.py (Caffe/MSRA layout) at output stride 8, with torchvision's parameters.
+
+    Unlike torchvision's: layer2's stride 2 sits in its first block's 1x1 conv (not the 3x3), the max-pool
+    rounds up (ceil mode: 512 px give 65 x 65 maps), and every block of layer3 / layer4 is dilated 2 / 4.
+    """
+    net = torchvision_resnet(depth, pretrained, in_channels)
+    for layer, dilation in zip((net.layer3, net.layer4), _DILATION_FOR_STRIDE[8]):
+        dilate_layer(layer, dilation)
+    net.maxpool.ceil_mode = True
+    first = net.layer2[0]
+    first.conv1.stride, first.conv2.stride = (2, 2), (1, 1)
+    return resnet_extractor(net, depth, 8, out_indices)
 
 
 def vgg_features(

@@ -1,14 +1,11 @@
-"""DUpsampling (Tian et al., CVPR 2019): data-dependent upsampling decoder on ResNet50, written from the paper.
+"""DUpsampling (Tian et al., CVPR 2019) as the MiniSeg authors built it (release `Others/dunet.py`).
 
-Decoder: conv2_x features (layer1, stride 4; 1x1 conv -> 48) are downsampled to the last feature map's size and
-concatenated with stage 5 (the paper fuses low-level features at the coarse resolution), two
-3x3 convs -> 256, then DUpsampling: a 1x1 conv to num_classes * r * r channels, each r x r output
-block reconstructed linearly from the one feature vector of its cell (r = output stride), and the
-adaptive-temperature softmax (logits divided by a learned T, initialised to 1). W is learned end
-to end with the network rather than pre-computed from label patches (the paper's alternative).
-
-Output stride 8 by default: Table 4's 123 GMACs at 512 imply a dilated, stride-8 encoder; the
-paper's own ResNet-50 experiments use stride 16/32 (`output_stride=16` or `32`).
+Backbone: the release's `resnet50_v1b` (dilated ResNet-50, output stride 8, no fc). Decoder: layer2
+(512 ch) and layer3 (1024 ch) features, resized to layer4's size, each projected by a 1x1
+conv-BN-ReLU to 48 channels and concatenated with layer4 (2048 + 96 = 2144 channels); two 3x3
+conv-BN-ReLU to 256; then DUpsampling: a bias-free 1x1 conv to classes * r * r channels whose r x r
+blocks are laid out as the output's r x r cells (r = output stride), a learned per-cell linear
+reconstruction. No adaptive-temperature softmax (the file has none). 29,145,344 params.
 """
 from __future__ import annotations
 
@@ -17,38 +14,43 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import resnet_features
-from .layers import ConvBNAct, ResizeOutputs, upsample_to
+from .layers import ConvBNAct, upsample_to
 from .registry import register_model
+
+LOW_CHANNELS = 48
+CHANNELS = 256
 
 
 class DUpsample(nn.Module):
-    """1x1 conv to C * r^2 channels, rearranged into r x r blocks (a per-cell linear reconstruction)."""
+    """Bias-free 1x1 conv to C * r^2 channels, rearranged into r x r blocks (a per-cell linear reconstruction)."""
 
     def __init__(self, in_channels: int, num_classes: int, ratio: int) -> None:
         super().__init__()
         self.ratio = ratio
         self.project = nn.Conv2d(in_channels, num_classes * ratio * ratio, 1, bias=False)
-        self.temperature = nn.Parameter(torch.ones(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.project(x), self.ratio) / self.temperature
+        return F.pixel_shuffle(self.project(x), self.ratio)
 
 
 class DUpsamplingNet(nn.Module):
-    """ResNet50 encoder, low-level fusion at the coarse resolution, DUpsampling decoder."""
+    """Dilated ResNet-50, layer2/layer3 fused at layer4's resolution, DUpsampling decoder."""
 
     def __init__(self, num_classes: int, in_channels: int, pretrained: bool, output_stride: int = 8) -> None:
         super().__init__()
-        self.backbone = resnet_features(50, output_stride, pretrained, in_channels, out_indices=(1, 4))
-        c1, c4 = self.backbone.channels
-        self.low = ConvBNAct(c1, 48, 1)
-        self.fuse = nn.Sequential(ConvBNAct(c4 + 48, 256, 3), ConvBNAct(256, 256, 3))
-        self.decode = DUpsample(256, num_classes, output_stride)
+        self.backbone = resnet_features(
+            50, output_stride, pretrained, in_channels, out_indices=(2, 3, 4), dilate_first_block=False
+        )
+        c2, c3, c4 = self.backbone.channels
+        self.low = nn.ModuleList(ConvBNAct(c, LOW_CHANNELS, 1) for c in (c3, c2))  # concat order: c4, c3, c2
+        self.fuse = nn.Sequential(ConvBNAct(c4 + 2 * LOW_CHANNELS, CHANNELS, 3), ConvBNAct(CHANNELS, CHANNELS, 3))
+        self.decode = DUpsample(CHANNELS, num_classes, output_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c1, c4 = self.backbone(x)
-        low = upsample_to(self.low(c1), c4.shape[-2:])
-        return self.decode(self.fuse(torch.cat([c4, low], dim=1)))
+        c2, c3, c4 = self.backbone(x)
+        size = c4.shape[-2:]
+        lows = [project(upsample_to(c, size)) for project, c in zip(self.low, (c3, c2))]
+        return upsample_to(self.decode(self.fuse(torch.cat([c4, *lows], dim=1))), x.shape[-2:])
 
 
 @register_model(
@@ -59,11 +61,13 @@ class DUpsamplingNet(nn.Module):
     pretrained_backbone=True,
     reference="Tian et al., Decoders Matter for Semantic Segmentation: Data-Dependent Decoding Enables "
     "Flexible Feature Aggregation, CVPR 2019",
-    notes="Output stride 8 (dilated ResNet50) to match Table 4's GMACs; the paper's ResNet-50 runs use 16/32 "
-    "(builder option output_stride). DUpsampling W learned end to end; adaptive-temperature softmax kept.",
+    notes="the authors' build (Others/dunet.py, resnet50_v1b at output stride 8): layer2 + layer3 fused "
+    "(48 ch each) with layer4, DUpsampling W learned end to end, no adaptive temperature. 29,145,344 params; "
+    "builder option output_stride (8, 16, 32) sets the backbone stride and the DUpsampling ratio",
+    input_multiple=8,
 )
 def dupsampling_resnet50(
     num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, output_stride: int = 8
-) -> nn.Module:
-    """DUpsampling with a ResNet50 encoder at `output_stride` (8, 16 or 32)."""
-    return ResizeOutputs(DUpsamplingNet(num_classes, in_channels, pretrained, output_stride))
+) -> DUpsamplingNet:
+    """The authors' DUpsampling network on a ResNet-50 at `output_stride` (8, 16 or 32)."""
+    return DUpsamplingNet(num_classes, in_channels, pretrained, output_stride)

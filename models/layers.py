@@ -16,7 +16,7 @@ def upsample_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class ConvBNAct(nn.Sequential):
-    """k x k conv (bias-free) -> BN -> activation; padding keeps the size at stride 1."""
+    """k x k conv (bias-free unless `bias`) -> BN -> activation; padding keeps the size at stride 1."""
 
     def __init__(
         self,
@@ -27,10 +27,11 @@ class ConvBNAct(nn.Sequential):
         dilation: int = 1,
         groups: int = 1,
         act: type[nn.Module] | None = nn.ReLU,
+        bias: bool = False,
     ) -> None:
         padding = dilation * (kernel_size - 1) // 2
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=bias),
             nn.BatchNorm2d(out_channels),
         ]
         if act is not None:
@@ -74,29 +75,15 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
-class FCNHead(nn.Sequential):
-    """3x3 conv (in -> in/4) -> BN -> ReLU -> dropout -> 1x1 classifier: the PSPNet-style auxiliary head on stage 4."""
-
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1) -> None:
-        inner = in_channels // 4
-        super().__init__(ConvBNAct(in_channels, inner, 3), SegmentationHead(inner, num_classes, dropout))
-
-
 class ChannelGate(nn.Module):
-    """Global average pool -> 1x1 conv(s) -> sigmoid: per-channel weights (N, out, 1, 1).
+    """Global average pool -> 1x1 conv -> ReLU -> 1x1 conv -> sigmoid: squeeze-excite channel weights (N, out, 1, 1)
+    (DFN's channel attention block)."""
 
-    `hidden=None`: one 1x1 conv + BN (BiSeNet's ARM); otherwise 1x1 -> ReLU -> 1x1 (squeeze-excite
-    style, DFN's CAB and BiSeNet's FFM).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, hidden: int | None = None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, hidden: int) -> None:
         super().__init__()
-        if hidden is None:
-            conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-            layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_channels)]
-        else:
-            layers = [nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1)]
-        self.fc = nn.Sequential(*layers)
+        self.fc = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.fc(F.adaptive_avg_pool2d(x, 1)))

@@ -1,15 +1,15 @@
-"""PSPNet on a dilated ResNet50 (Zhao et al., CVPR 2017), written from the paper.
+"""PSPNet (Zhao et al., CVPR 2017) as the MiniSeg authors built it (release `full_code/models/Baselines/PSPNet.py`).
 
-ResNet50 dilated to output stride 8; the pyramid pooling module average-pools layer4's
-2048-channel map into 1x1, 2x2, 3x3 and 6x6 bins, reduces each to 2048/4 = 512 channels
-(1x1 conv-BN-ReLU), upsamples them bilinearly and concatenates them with the map; a 3x3
-conv-BN-ReLU (512), dropout 0.1 and a 1x1 classifier follow. The auxiliary loss (weight
-0.4) comes from an FCN head on layer3 (the paper: res4b22 of ResNet101), as the paper trains it.
+Backbone: a ResNet in the Caffe/MSRA layout (`caffe_resnet_features`: stride 2 in the first 1x1 conv
+of layer2, ceil-mode max-pool, every block of layer3 / layer4 dilated 2 / 4, output stride 8). The
+file hard-codes the ResNet-101 depth [3, 4, 23, 3] although Table 4 says ResNet50 (it loads the
+ResNet-50 ImageNet weights into it wherever the keys match).
 
-Parameter count: 48.9M with the auxiliary head (46.6M without) and 178 GMACs at 512x512,
-against Table 4's 64.03M / 257.79 GFLOPs. The same network on ResNet101 (`depth=101`)
-has 65.6M without the aux head (67.9M with) and 256.0 GMACs, so Table 4's row was most
-likely measured on ResNet101; the registered row keeps the ResNet50 that the table names.
+Pyramid pooling module (as the file has it): layer4's 2048-channel map average-pooled to 1, 2, 3
+and 6 bins, each bin a bias-free 1x1 conv to 2048 / 4 = 512 channels (no BN, no ReLU), bilinearly
+upsampled and concatenated with the map (4096 channels), then an UNPADDED 3x3 conv with bias to 512
+(so a 65 x 65 map becomes 63 x 63), BN and PReLU. Dropout 0.1, a 1x1 classifier, bilinear upsampling
+to the input. No auxiliary head ("not necessary", the file says): 65,571,395 params at ResNet-101.
 """
 from __future__ import annotations
 
@@ -17,72 +17,83 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.models.segmentation.fcn import FCNHead
 
-from .backbones import resnet_features
-from .layers import ConvBNAct, upsample_to
+from .backbones import caffe_resnet_features
+from .layers import upsample_to
 from .registry import register_model
 
 BINS = (1, 2, 3, 6)
 HEAD_CHANNELS = 512
+REFERENCE = "Zhao et al., Pyramid Scene Parsing Network, CVPR 2017"
 
 
 class PyramidPooling(nn.Module):
-    """Pool into each bin size, 1x1 conv-BN-ReLU to in/len(bins) channels, upsample, concat with the input."""
+    """Pool into each bin, bias-free 1x1 conv to in/len(bins), upsample, concat with the input; unpadded
+    3x3 conv (bias) -> BN -> PReLU to `out_channels` (the release's PSPModule, shared with its GFF)."""
 
-    def __init__(self, in_channels: int, bins: Sequence[int] = BINS) -> None:
+    def __init__(self, in_channels: int, out_channels: int = HEAD_CHANNELS, bins: Sequence[int] = BINS) -> None:
         super().__init__()
         self.bins = tuple(bins)
         reduced = in_channels // len(self.bins)
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(b), ConvBNAct(in_channels, reduced, kernel_size=1)) for b in self.bins
+            nn.Sequential(nn.AdaptiveAvgPool2d(b), nn.Conv2d(in_channels, reduced, 1, bias=False)) for b in self.bins
         )
-        self.out_channels = in_channels + reduced * len(self.bins)
+        self.bottleneck = nn.Sequential(
+            nn.Conv2d(in_channels + reduced * len(self.bins), out_channels, 3),
+            nn.BatchNorm2d(out_channels),
+            nn.PReLU(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        return torch.cat([x] + [upsample_to(branch(x), size) for branch in self.branches], dim=1)
+        return self.bottleneck(torch.cat([upsample_to(branch(x), size) for branch in self.branches] + [x], dim=1))
 
 
 class PSPNet(nn.Module):
-    """Dilated ResNet50 -> pyramid pooling -> 3x3 conv -> classifier; FCN aux head on layer3 in training."""
+    """Caffe-layout dilated ResNet -> pyramid pooling -> dropout -> 1x1 classifier -> upsampling."""
 
-    def __init__(self, num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, depth: int = 50) -> None:
+    def __init__(self, num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, depth: int = 101) -> None:
         super().__init__()
-        self.backbone = resnet_features(
-            depth, output_stride=8, pretrained=pretrained, in_channels=in_channels, out_indices=(3, 4)
-        )
-        aux_in, top_in = self.backbone.channels
-        self.ppm = PyramidPooling(top_in)
-        self.head = nn.Sequential(
-            ConvBNAct(self.ppm.out_channels, HEAD_CHANNELS), nn.Dropout2d(0.1), nn.Conv2d(HEAD_CHANNELS, num_classes, 1)
-        )
-        self.aux_head = FCNHead(aux_in, num_classes)
+        self.backbone = caffe_resnet_features(depth, pretrained, in_channels, out_indices=(4,))
+        self.ppm = PyramidPooling(self.backbone.channels[-1])
+        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(HEAD_CHANNELS, num_classes, 1))
 
-    def forward(self, x: torch.Tensor):
-        c3, c4 = self.backbone(x)
-        main = upsample_to(self.head(self.ppm(c4)), x.shape[-2:])
-        if not self.training:
-            return main
-        return main, upsample_to(self.aux_head(c3), x.shape[-2:])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (top,) = self.backbone(x)
+        return upsample_to(self.classifier(self.ppm(top)), x.shape[-2:])
+
+
+@register_model(
+    "pspnet-resnet101",
+    family="pspnet",
+    paper_name="PSPNet",
+    backbone="ResNet-101",
+    pretrained_backbone=True,
+    reference=REFERENCE,
+    notes=(
+        "the authors' build (PSPNet.py): Table 4 says ResNet50; the file builds a ResNet-101 layout [3,4,23,3] "
+        "in the Caffe form (stride in the 1x1 conv, ceil-mode max-pool, all layer3/4 blocks dilated) and loads "
+        "ResNet-50 ImageNet weights into it where keys match (pretrained=True here loads torchvision's "
+        "ResNet-101 weights). PSP bottleneck: unpadded 3x3 conv + BN + PReLU; no aux head. The file also "
+        "freezes the backbone BN affine parameters; the trainer here trains them. 65,571,395 params"
+    ),
+    input_multiple=8,
+)
+def pspnet_resnet101(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> PSPNet:
+    """The authors' PSPNet: Caffe-layout dilated ResNet-101, pyramid pooling, no auxiliary head."""
+    return PSPNet(num_classes, in_channels, pretrained, depth=101)
 
 
 @register_model(
     "pspnet-resnet50",
     family="pspnet",
-    paper_name="PSPNet",
     backbone="ResNet50",
     pretrained_backbone=True,
-    aux_weights=(1.0, 0.4),
-    reference="Zhao et al., Pyramid Scene Parsing Network, CVPR 2017",
-    notes=(
-        "48.9M (aux head included) vs Table 4's 64.03M: Table 4's params/GFLOPs match this network on "
-        "ResNet101 (depth=101: 65.6M without aux, 256.0 GMACs), so the row was likely measured on ResNet101"
-    ),
+    reference=REFERENCE,
+    notes="not the paper's build: the authors' PSPNet (pspnet-resnet101) on the ResNet50 that Table 4 names "
+    "(46.6M params)",
     input_multiple=8,
 )
-def pspnet_resnet50(
-    num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, depth: int = 50
-) -> PSPNet:
-    """PSPNet (ResNet50, bins 1/2/3/6, aux loss 0.4 on layer3); `depth=101` for the ResNet101 version."""
-    return PSPNet(num_classes, in_channels, pretrained, depth)
+def pspnet_resnet50(num_classes: int = 2, in_channels: int = 3, pretrained: bool = False) -> PSPNet:
+    """The authors' PSPNet head on a Caffe-layout dilated ResNet50."""
+    return PSPNet(num_classes, in_channels, pretrained, depth=50)

@@ -111,6 +111,7 @@ def test_slice_metrics_columns_follow_the_contract():
     assert list(df.columns) == [
         "id", "tp", "fp", "fn", "tn", "paper_dsc", "paper_sen", "paper_spc", "paper_hd",
         "strict_dsc", "strict_sen", "strict_spc", "strict_iou", "strict_precision", "strict_hd", "strict_hd95",
+        "strict_nsd",
     ]
     assert list(df.id) == ["x", "y"] and df.paper_dsc.tolist() == [1.0, 1.0]
 

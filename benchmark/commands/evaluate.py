@@ -18,8 +18,15 @@ Policies (both are computed and stored; --policy picks the one printed):
   strict  undefined values are NaN instead of 0 (DSC/IoU with both masks empty, SEN with an
           empty ground truth, precision with an empty prediction, HD/HD95 with either empty),
           left out of the means and counted (n_empty_pred, n_empty_gt); adds IoU, precision,
-          HD95 (95th percentile instead of the maximum in each direction) and the Dice pooled
-          over all pixels of a fold.
+          HD95 (95th percentile instead of the maximum in each direction), the Dice pooled
+          over all pixels of a fold, NSD (normalised surface Dice: the share of both boundaries
+          within --nsd-tolerance pixels of the other, default 2) and, where slice ids carry a
+          volume (P9, P20, P1110, synthetic), per-volume 3-D DSC, SEN and HD over each volume's
+          stacked test slices (dsc_3d, sen_3d, hd_3d: mean over the fold's volumes; pixel
+          spacing 1 and one pixel per slice index along z, since PNGs carry no spacing).
+
+--split grouped scores by the patient-grouped folds (see `folds`) and writes under
+<results>/eval/<DATASET>-grouped/.
 
 Writes <results>/eval/<DATASET>/<LABEL>.json (summary: per-fold values, mean and std across
 folds, paper policy at the top level, strict under "strict") and <LABEL>.csv (one row per
@@ -45,10 +52,13 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
+from .folds import add_split
 
 POLICIES = ("paper", "strict")
+NSD_TOLERANCE_PX = 2.0  # = evaluation.metrics.NSD_TOLERANCE_PX (not imported here: parsing stays light)
 PAPER_COLUMNS = ("miou", "sen", "spc", "dsc", "hd")
-STRICT_COLUMNS = PAPER_COLUMNS + ("hd95", "dsc_pooled", "iou", "precision", "n_empty_pred", "n_empty_gt")
+STRICT_COLUMNS = PAPER_COLUMNS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",
+                                  "n_empty_pred", "n_empty_gt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--save-maps", metavar="DIR", help="with --model: write predictions as DIR/CrossVal{k}/<id>.png")
     parser.add_argument("--policy", choices=POLICIES, default="paper", help="policy to print (both are stored)")
+    parser.add_argument("--nsd-tolerance", type=float, default=NSD_TOLERANCE_PX, metavar="PX",
+                        help=f"tolerance tau of the normalised surface Dice in pixels (strict policy; "
+                        f"default {NSD_TOLERANCE_PX:g})")
+    add_split(parser)
     add_results(parser)
     parser.add_argument("--label", help="name of the result files (default: 'maps', or the model name)")
     parser.add_argument("--device", default="auto", help="with --model: auto (cuda if available), cpu, cuda, cuda:1")
@@ -83,6 +97,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--weights and --save-maps go with --model, not with --maps")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not args.nsd_tolerance >= 0:
+        raise ValueError(f"--nsd-tolerance must be >= 0 pixels, got {args.nsd_tolerance}")
 
 
 def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -95,12 +111,12 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
     import torch
 
     if args.maps:
-        result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps)
+        result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps, args.split, args.nsd_tolerance)
         source = {"kind": "maps", "path": str(args.maps), "model": None}
     else:
         result = evaluate.evaluate_weights(
             args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
-            getattr(torch, args.precision),
+            getattr(torch, args.precision), args.split, args.nsd_tolerance,
         )
         source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision}
     extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}

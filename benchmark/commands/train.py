@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..cli import add_data_root, add_json, add_results
+from .folds import add_split
 
 if TYPE_CHECKING:
     from ..training.runner import TrainJob
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ray: CPUs per job (default 1); pool: torch threads per worker (default: cores/workers)")
     parser.add_argument("--retries", type=int, default=None, metavar="N",
                         help="pool, ray: retries of a job whose worker died, then it is recorded as failed (default 2)")
+    add_split(parser)
     add_data_root(parser)
     add_results(parser)
     add_json(parser)
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress)
     jobs = plan_jobs(expand_models(args.models), expand_datasets(args.datasets), parse_folds(args.folds),
-                     protocol, options, args.data_root, args.results)
+                     protocol, options, args.data_root, args.results, args.split)
     if args.dry_run:
         _print_rows([_job_row(job, s.status, s.detail) for job, s in iter_states(jobs)], args.json)
         return 0

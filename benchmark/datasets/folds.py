@@ -1,15 +1,22 @@
-"""The paper's 5-fold splits: committed JSON files (from the release's SegMaps), or a dataList/.
+"""The 5-fold splits: the paper's (committed JSON from the release's SegMaps, or a dataList/), a patient-grouped one.
 
 List k of `get_folds` is test fold k = the release's `CrossVal{k+1}`; fold k's training
 set is the union of the other four (`train_ids`).
+
+Splits: `paper` (the default, what the paper trained on) and `grouped` (`folds/<NAME>.grouped.json`:
+the paper's folds with every patient moved whole into the fold that held most of its slices,
+so no patient is in a test fold and its training set at once). Which slices belong to one
+patient is in `folds/<NAME>.patients.json` (the rule, the exceptions and their source).
 """
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,25 +26,100 @@ from .specs import DatasetSpec, get_spec
 N_FOLDS = 5
 DATALIST_DIR = "dataList"
 FOLD_SCHEMA = "miniseg-bench/folds/1"
+PATIENTS_SCHEMA = "miniseg-bench/patients/1"
+SPLITS = ("paper", "grouped")
+DEFAULT_SPLIT = "paper"
 
 
-def fold_file_name(spec: DatasetSpec) -> str:
-    """File name of a dataset's committed folds inside benchmark/datasets/folds/."""
-    return f"{spec.name}.json"
+def fold_file_name(spec: DatasetSpec, split: str = DEFAULT_SPLIT) -> str:
+    """File name of a dataset's committed folds inside benchmark/datasets/folds/ (<NAME>.json, <NAME>.grouped.json)."""
+    check_split(split)
+    return f"{spec.name}.json" if split == DEFAULT_SPLIT else f"{spec.name}.{split}.json"
+
+
+def patients_file_name(spec: DatasetSpec) -> str:
+    """File name of a dataset's patient map inside benchmark/datasets/folds/."""
+    return f"{spec.name}.patients.json"
+
+
+def check_split(split: str) -> str:
+    """`split` itself when known, else a ValueError listing the splits."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return split
+
+
+def folds_resource(file_name: str):
+    """The package resource folds/<file_name> (a Traversable; its str() names the file in errors)."""
+    return resources.files(__package__) / "folds" / file_name
 
 
 @lru_cache(maxsize=None)
-def _committed_folds(name: str) -> tuple[tuple[str, ...], ...]:
-    """Folds from the package's folds/<name>.json (read once)."""
-    resource = resources.files(__package__) / "folds" / fold_file_name(get_spec(name))
+def _committed_folds(name: str, split: str = DEFAULT_SPLIT) -> tuple[tuple[str, ...], ...]:
+    """Folds from the package's folds/<name>[.<split>].json (read once)."""
+    resource = folds_resource(fold_file_name(get_spec(name), split))
     try:
         data = json.loads(resource.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{resource}: fold file missing; regenerate with scripts/make_folds.py") from None
+        script = "scripts/make_folds.py" if split == DEFAULT_SPLIT else "scripts/make_grouped_folds.py"
+        raise FileNotFoundError(f"{resource}: fold file missing; regenerate with {script}") from None
     folds = data.get("folds")
     if not isinstance(folds, list) or len(folds) != N_FOLDS:
         raise ValueError(f"{resource}: expected {N_FOLDS} folds under 'folds'")
     return tuple(tuple(fold) for fold in folds)
+
+
+@dataclass(frozen=True)
+class PatientMap:
+    """Which volume and patient a slice id belongs to: a rule (a regex with a `volume` group) and exceptions."""
+
+    dataset: str
+    unit: str  # "patient" (slices grouped by patient) or "slice" (no patient id: every slice is a unit)
+    volume_regex: str | None
+    same_patient: Mapping[str, tuple[str, ...]]  # patient id -> its volumes, where a patient has more than one
+    source: str
+    path: str
+
+    def volume_of(self, slice_id: str) -> str | None:
+        """The volume a slice was cut from, or None where ids carry no volume (CT100)."""
+        if self.volume_regex is None:
+            return None
+        match = re.fullmatch(self.volume_regex, slice_id)
+        if match is None:
+            raise ValueError(f"{self.path}: slice id {slice_id!r} does not match {self.volume_regex}")
+        return match.group("volume")
+
+    def z_of(self, slice_id: str) -> int | None:
+        """The slice's index in its volume (the id's trailing number), or None where ids carry no volume."""
+        if self.volume_regex is None:
+            return None
+        match = re.fullmatch(self.volume_regex, slice_id)
+        return int(match.group("z")) if match is not None and "z" in match.groupdict() else None
+
+    def patient_of(self, slice_id: str) -> str:
+        """The patient of a slice: its volume, renamed where the map says volumes share a patient; else the slice."""
+        volume = self.volume_of(slice_id)
+        return slice_id if volume is None else self.patient_of_volume(volume)
+
+    def patient_of_volume(self, volume: str) -> str:
+        """The patient of a volume: the volume itself unless `same_patient` lists it under a patient."""
+        return next((p for p, volumes in self.same_patient.items() if volume in volumes), volume)
+
+
+@lru_cache(maxsize=None)
+def patient_map(name: str) -> PatientMap:
+    """The committed patient map folds/<NAME>.patients.json of a dataset (read once)."""
+    spec = get_spec(name)
+    resource = folds_resource(patients_file_name(spec))
+    try:
+        data = json.loads(resource.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{resource}: patient map missing") from None
+    if data.get("schema") != PATIENTS_SCHEMA or data.get("unit") not in ("patient", "slice"):
+        raise ValueError(f"{resource}: expected schema {PATIENTS_SCHEMA} with unit 'patient' or 'slice'")
+    same = {str(p): tuple(v) for p, v in (data.get("same_patient") or {}).items()}
+    return PatientMap(spec.name, data["unit"], data.get("volume_regex"), same, str(data.get("source", "")),
+                      str(resource))
 
 
 def _resolve_listed(token: str, candidates: list[Path]) -> Path | None:
@@ -77,14 +159,18 @@ def _datalist_folds(list_dir: Path, data_root: Path) -> list[list[str]]:
     return [_read_datalist_file(p, data_root, list_dir.parent) for p in files]
 
 
-def get_folds(name: str, data_root: str | Path | None = None) -> list[list[str]]:
-    """Five lists of slice ids (list k = test fold k = CrossVal{k+1}); a dataList/ under the root overrides."""
+def get_folds(name: str, data_root: str | Path | None = None, split: str = DEFAULT_SPLIT) -> list[list[str]]:
+    """Five lists of slice ids (list k = test fold k = CrossVal{k+1}).
+
+    split "paper": the committed paper folds, or a dataList/ under the root where one exists;
+    split "grouped": the committed patient-grouped folds (a dataList/ does not apply to them).
+    """
     spec = get_spec(name)
-    if data_root is not None:
+    if check_split(split) == DEFAULT_SPLIT and data_root is not None:
         list_dir = dataset_path(spec, data_root) / DATALIST_DIR
         if list_dir.is_dir():
             return _datalist_folds(list_dir, Path(data_root))
-    return [list(fold) for fold in _committed_folds(spec.name)]
+    return [list(fold) for fold in _committed_folds(spec.name, split)]
 
 
 def train_ids(folds: list[list[str]], fold: int) -> list[str]:
@@ -105,3 +191,38 @@ def patient_folds(patient_of: Mapping[str, str], n_folds: int = N_FOLDS, seed: i
     for slice_id in sorted(patient_of):
         folds[fold_of[patient_of[slice_id]]].append(slice_id)
     return folds
+
+
+def fold_leaks(folds: Sequence[Sequence[str]], patient_of) -> dict[str, dict[int, list[str]]]:
+    """Patients whose slices fall in more than one fold: {patient: {0-based fold: its slice ids there}}."""
+    where: dict[str, dict[int, list[str]]] = {}
+    for k, ids in enumerate(folds):
+        for slice_id in ids:
+            where.setdefault(patient_of(slice_id), {}).setdefault(k, []).append(slice_id)
+    return {p: folds_of for p, folds_of in sorted(where.items()) if len(folds_of) > 1}
+
+
+def grouped_from(folds: Sequence[Sequence[str]], patient_of) -> list[list[str]]:
+    """The folds with every leaking patient moved whole into the fold holding most of its slices (ties: lower fold).
+
+    Every other slice stays where it was, so the grouped split differs from the paper's only where it must.
+    """
+    target = {p: max(sorted(f), key=lambda k: len(f[k])) for p, f in fold_leaks(folds, patient_of).items()}
+    out: list[list[str]] = [[] for _ in folds]
+    for k, ids in enumerate(folds):
+        for slice_id in ids:
+            out[target.get(patient_of(slice_id), k)].append(slice_id)
+    return [sorted(ids) for ids in out]
+
+
+def results_key(dataset: str, split: str = DEFAULT_SPLIT) -> str:
+    """The results folder name of a dataset under a split: 'P20' (paper), 'P20-grouped'."""
+    return dataset if check_split(split) == DEFAULT_SPLIT else f"{dataset}-{split}"
+
+
+def parse_results_key(key: str) -> tuple[str, str]:
+    """Inverse of `results_key`: 'P20-grouped' -> ('P20', 'grouped'); any other key -> (key, 'paper')."""
+    for split in SPLITS[1:]:
+        if key.endswith(f"-{split}"):
+            return key[: -len(split) - 1], split
+    return key, DEFAULT_SPLIT

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 DATASET_NAMES = ("CT100", "P9", "P20", "P1110", "synthetic")
 
@@ -65,6 +66,18 @@ class DatasetSpec:
     def is_valid_id(self, slice_id: str) -> bool:
         """True when `slice_id` matches this dataset's id pattern."""
         return re.fullmatch(self.id_regex, slice_id) is not None
+
+    def patient_of(self, slice_id: str) -> str:
+        """The patient a slice belongs to (folds/<NAME>.patients.json); the slice itself where ids carry none (CT100)."""
+        from .folds import patient_map
+
+        return patient_map(self.name).patient_of(slice_id)
+
+    def volume_of(self, slice_id: str) -> str | None:
+        """The CT volume a slice was cut from (P20: two volumes can share a patient); None for CT100."""
+        from .folds import patient_map
+
+        return patient_map(self.name).volume_of(slice_id)
 
 
 _MEDSEG_URL = "http://medicalsegmentation.com/covid19/"
@@ -164,3 +177,10 @@ def get_spec(name: str) -> DatasetSpec:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise KeyError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASET_NAMES)}")
     return SPECS[key]
+
+
+def spec_for_ids(ids: Sequence[str]) -> DatasetSpec | None:
+    """The one dataset whose id pattern every id matches (the patterns do not overlap), else None."""
+    ids = list(ids)
+    matching = [spec for spec in SPECS.values() if ids and all(spec.is_valid_id(i) for i in ids)]
+    return matching[0] if len(matching) == 1 else None

@@ -35,6 +35,8 @@ class Evaluation:
     per_slice: pd.DataFrame
     folds: list[dict[str, dict[str, float]]]
     summary: dict[str, dict[str, Any]]
+    split: str = "paper"
+    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX
 
 
 def _main_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -130,14 +132,17 @@ def _ground_truth(dataset: str, data_root: Path, ids: Sequence[str]) -> np.ndarr
     return load_dataset(dataset, data_root, ids=list(ids), masks_only=True, size=EVAL_SIZE).masks
 
 
-def _collect(dataset: str, per_fold: list[tuple[list[str], np.ndarray, np.ndarray]]) -> Evaluation:
+def _collect(
+    dataset: str, per_fold: list[tuple[list[str], np.ndarray, np.ndarray]], split: str, nsd_tolerance: float
+) -> Evaluation:
     """Per-slice rows and summaries from (ids, predictions, ground truth) of each fold."""
     frames, summaries = [], []
     for k, (ids, pred, gt) in enumerate(per_fold, start=1):
-        frame = metrics.slice_metrics(pred, gt, ids)
+        frame = metrics.slice_metrics(pred, gt, ids, nsd_tolerance)
         summaries.append(metrics.fold_summary(frame))
         frames.append(frame.assign(fold=k)[["fold", *frame.columns]])
-    return Evaluation(dataset, pd.concat(frames, ignore_index=True), summaries, metrics.cv_summary(summaries))
+    per_slice = pd.concat(frames, ignore_index=True)
+    return Evaluation(dataset, per_slice, summaries, metrics.cv_summary(summaries), split, nsd_tolerance)
 
 
 def _canonical(dataset: str) -> str:
@@ -146,19 +151,28 @@ def _canonical(dataset: str) -> str:
     return get_spec(dataset).name
 
 
-def evaluate_maps(dataset: str, data_root: str | Path, maps_dir: str | Path) -> Evaluation:
-    """Score precomputed maps `maps_dir/CrossVal{k}/<id>.png` against the dataset's ground truth, fold by fold."""
+def evaluate_maps(
+    dataset: str,
+    data_root: str | Path,
+    maps_dir: str | Path,
+    split: str = "paper",
+    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX,
+) -> Evaluation:
+    """Score precomputed maps `maps_dir/CrossVal{k}/<id>.png` against the dataset's ground truth, fold by fold.
+
+    `split` names the folds the maps are laid out by (CrossVal{k} = test fold k-1 of that split).
+    """
     from ..datasets import get_folds
 
     maps_dir, data_root = Path(maps_dir), Path(data_root)
     if not maps_dir.is_dir():
         raise FileNotFoundError(f"{maps_dir}: maps folder not found")
-    folds = get_folds(dataset, data_root)
+    folds = get_folds(dataset, data_root, split=split)
     per_fold = []
     for k, ids in enumerate(folds, start=1):
         gt = _ground_truth(dataset, data_root, ids)
         per_fold.append((list(ids), read_fold_maps(maps_dir, k, folds, gt.shape[1:]), gt))
-    return _collect(_canonical(dataset), per_fold)
+    return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
 
 
 def fold_weight_paths(pattern: str, n_folds: int) -> list[Path]:
@@ -215,6 +229,8 @@ def evaluate_weights(
     batch_size: int = 8,
     save_maps: str | Path | None = None,
     dtype: torch.dtype = torch.float64,
+    split: str = "paper",
+    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX,
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices (fold k's training normalisation), then score."""
     from models import create_model
@@ -222,7 +238,7 @@ def evaluate_weights(
     from ..datasets import get_folds, load_dataset, normalization_stats
 
     data_root, device = Path(data_root), torch.device(device)
-    folds = get_folds(dataset, data_root)
+    folds = get_folds(dataset, data_root, split=split)
     paths = fold_weight_paths(weights_pattern, len(folds))
     all_ids = [i for fold in folds for i in fold]
     data = load_dataset(dataset, data_root, ids=all_ids, size=EVAL_SIZE)
@@ -236,7 +252,7 @@ def evaluate_weights(
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
         per_fold.append((list(ids), pred, data.masks[test]))
-    return _collect(_canonical(dataset), per_fold)
+    return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
 
 
 def _policy_block(summary: dict[str, Any]) -> dict[str, Any]:
@@ -250,11 +266,13 @@ def eval_record(evaluation: Evaluation, label: str, source: dict[str, Any], extr
     return {
         "schema": EVAL_SCHEMA,
         "dataset": evaluation.dataset,
+        "split": evaluation.split,
         "label": label,
         "source": source,
         "policy": "paper",
         **paper,
-        "strict": _policy_block(evaluation.summary["strict"]),
+        "strict": {**_policy_block(evaluation.summary["strict"]), "nsd_tolerance_px": evaluation.nsd_tolerance,
+                   "z_spacing_px": metrics.Z_SPACING_PX},
         "per_slice_csv": f"{label}.csv",
         **(extra or {}),
     }
@@ -270,8 +288,10 @@ def check_label(label: str) -> str:
 def write_results(
     evaluation: Evaluation, results_dir: str | Path, label: str, source: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write `<results>/eval/<dataset>/<label>.json` and the per-slice `<label>.csv` beside it; return the JSON path."""
-    out_dir = Path(results_dir) / "eval" / evaluation.dataset
+    """Write `<results>/eval/<dataset>/<label>.json` (`<dataset>-grouped/` for that split) and the per-slice CSV."""
+    from ..datasets import results_key
+
+    out_dir = Path(results_dir) / "eval" / results_key(evaluation.dataset, evaluation.split)
     check_label(label)
     csv_path = out_dir / f"{label}.csv"
     atomic_write(csv_path, lambda tmp: evaluation.per_slice.to_csv(tmp, index=False, float_format="%.10g"))

@@ -16,6 +16,23 @@ HD is the full symmetric Hausdorff distance between the two foreground pixel set
 (spacing 1, exact Euclidean, from distance transforms). HD95 takes the 95th percentile instead
 of the maximum in each direction over the same pixel sets, then the larger of the two.
 Ratios are fractions (0..1) per slice and percent in fold and cross-validation summaries.
+
+The strict policy also has:
+
+- NSD, the normalised surface Dice at a tolerance of tau pixels (Metrics Reloaded's boundary
+  metric): boundary pixels are a mask's pixels with a 4-neighbour outside it (image borders count
+  as outside), and NSD = (#pred boundary pixels within tau of the GT boundary + #GT boundary
+  pixels within tau of the pred boundary) / (#pred + #GT boundary pixels); NaN when both masks
+  are empty, 0 when one is. Boundary lengths are pixel counts, as in MONAI's
+  `compute_surface_dice` without sub-voxels and MetricsReloaded.
+- Per-volume (3D) metrics where slice ids carry a volume (P9, P20, P1110, synthetic): a
+  volume's test slices are stacked at their z index (the id's trailing number), pixel spacing 1
+  in plane and one pixel per slice index along z (PNG slices carry no spacing: this assumes
+  isotropic voxels). Dice and sensitivity come from the volume's summed counts; HD is the 3D
+  Hausdorff distance in those pixel units. Each slice row stores the largest 3D distance of its
+  predicted pixels to the volume's ground truth and of its ground-truth pixels to the volume's
+  prediction (`hd3d_pred_to_gt`, `hd3d_gt_to_pred`), so `volume_metrics` rebuilds each volume's
+  values from the per-slice table alone.
 """
 from __future__ import annotations
 
@@ -25,6 +42,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 __all__ = [
     "Counts",
@@ -36,6 +54,9 @@ __all__ = [
     "precision",
     "hausdorff_px",
     "pooled_miou",
+    "surface_dice",
+    "volume_distances",
+    "volume_metrics",
     "slice_metrics",
     "fold_summary",
     "cv_summary",
@@ -43,9 +64,13 @@ __all__ = [
 ]
 
 SUMMARY_KEYS = ("dsc", "sen", "spc", "hd", "miou")
-STRICT_SLICE_KEYS = ("dsc", "sen", "spc", "iou", "precision", "hd", "hd95")
-_PERCENT_KEYS = ("dsc", "sen", "spc", "iou", "precision")
+STRICT_SLICE_KEYS = ("dsc", "sen", "spc", "iou", "precision", "hd", "hd95", "nsd")
+VOLUME_KEYS = ("dsc", "sen", "hd")  # per-volume (3D) metrics, `<key>_3d` in the strict summaries
+_PERCENT_KEYS = ("dsc", "sen", "spc", "iou", "precision", "nsd", "dsc_3d", "sen_3d")
 HD_PERCENTILE = 95.0
+NSD_TOLERANCE_PX = 2.0
+Z_SPACING_PX = 1.0  # distance between consecutive slice indices, in in-plane pixels (PNGs carry no spacing)
+_CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 class Counts(NamedTuple):
@@ -155,6 +180,123 @@ def hausdorff_px(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return hd, hd95
 
 
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels of a 2-D mask with a 4-neighbour outside it (outside the image counts as outside)."""
+    return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
+
+
+def _slice_surface_dice(pred: np.ndarray, gt: np.ndarray, tolerance: float) -> float:
+    """NSD of two non-empty 2-D masks, distances computed on the window of both sets (exact, as for HD)."""
+    window = _bounding_box(pred | gt)
+    edge_pred, edge_gt = boundary(pred[window]), boundary(gt[window])
+    pred_to_gt, gt_to_pred = _distances_to(edge_gt, edge_pred), _distances_to(edge_pred, edge_gt)
+    within = np.count_nonzero(pred_to_gt <= tolerance) + np.count_nonzero(gt_to_pred <= tolerance)
+    return within / (len(pred_to_gt) + len(gt_to_pred))
+
+
+def surface_dice(pred: np.ndarray, gt: np.ndarray, tolerance: float = NSD_TOLERANCE_PX) -> np.ndarray:
+    """Per-slice normalised surface Dice of two (N, H, W) masks at `tolerance` px; NaN both empty, 0 one empty."""
+    pred, gt = _as_masks(pred, gt)
+    if not (tolerance >= 0 and np.isfinite(tolerance)):
+        raise ValueError(f"NSD tolerance must be a finite number >= 0 pixels, got {tolerance}")
+    has_pred, has_gt = pred.any(axis=(1, 2)), gt.any(axis=(1, 2))
+    out = np.where(has_pred | has_gt, 0.0, np.nan)
+    for i in np.flatnonzero(has_pred & has_gt):
+        out[i] = _slice_surface_dice(pred[i], gt[i], tolerance)
+    return out
+
+
+def _stack_boundary(masks: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """3-D boundary of slices stacked at indices `z` (sorted, distinct): in-plane boundary, or no mask at z +- 1."""
+    out = np.stack([boundary(m) for m in masks])
+    for i in range(len(masks)):
+        for j in (i - 1, i + 1):
+            neighbour = masks[j] if 0 <= j < len(masks) and abs(int(z[j]) - int(z[i])) == 1 else None
+            out[i] |= masks[i] if neighbour is None else masks[i] & ~neighbour
+    return out
+
+
+def _directed_3d(source: np.ndarray, target: np.ndarray, z: np.ndarray, z_spacing: float) -> np.ndarray:
+    """Per slice: the largest distance from a `source` voxel to the `target` set (NaN where a slice has none).
+
+    A source voxel's nearest target voxel is a 3-D boundary voxel of the target (a voxel with a
+    6-neighbour outside it), so a KD-tree of the boundary answers exactly; voxels inside the
+    target are at distance 0.
+    """
+    out = np.where(source.any(axis=(1, 2)), 0.0, np.nan)
+    outside = source & ~target
+    if not outside.any():
+        return out
+    scale = np.array([z_spacing, 1.0, 1.0])
+    edge = np.argwhere(_stack_boundary(target, z)).astype(np.float64)
+    edge[:, 0] = z[edge[:, 0].astype(int)]
+    points = np.argwhere(outside).astype(np.float64)
+    slice_of = points[:, 0].astype(int)
+    points[:, 0] = z[slice_of]
+    distances, _ = cKDTree(edge * scale).query(points * scale)
+    np.maximum.at(out, slice_of, distances)
+    return out
+
+
+def volume_distances(
+    pred: np.ndarray, gt: np.ndarray, z: Sequence[int], z_spacing: float = Z_SPACING_PX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice of one volume: largest 3-D distance (px) pred -> GT and GT -> pred; NaN where undefined.
+
+    Slices are stacked at their z index (any order given; the result follows the input order).
+    Both directions are NaN on every slice when the volume's prediction or ground truth is empty.
+    """
+    pred, gt = _as_masks(pred, gt)
+    z = np.asarray(z, dtype=np.int64)
+    if len(z) != len(pred) or len(np.unique(z)) != len(z):
+        raise ValueError(f"one distinct z index per slice needed, got {len(z)} ({len(np.unique(z))} distinct) "
+                         f"for {len(pred)} slices")
+    nan = np.full(len(pred), np.nan)
+    if not (pred.any() and gt.any()):
+        return nan, nan.copy()
+    order = np.argsort(z)
+    zs = z[order].astype(np.float64)
+    p2g, g2p = np.empty(len(z)), np.empty(len(z))
+    p2g[order] = _directed_3d(pred[order], gt[order], zs, z_spacing)
+    g2p[order] = _directed_3d(gt[order], pred[order], zs, z_spacing)
+    return p2g, g2p
+
+
+def _volume_columns(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> dict[str, Sequence] | None:
+    """`volume`, `z` and the 3-D distance columns where the ids carry a volume (their dataset's patient map)."""
+    from ..datasets import patient_map, spec_for_ids
+
+    spec = spec_for_ids(ids)
+    if spec is None or patient_map(spec.name).volume_regex is None:
+        return None
+    pmap = patient_map(spec.name)
+    volumes = [pmap.volume_of(i) for i in ids]
+    z = np.array([pmap.z_of(i) for i in ids], dtype=np.int64)
+    p2g, g2p = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
+    for volume in dict.fromkeys(volumes):
+        rows = np.array([v == volume for v in volumes])
+        p2g[rows], g2p[rows] = volume_distances(pred[rows], gt[rows], z[rows])
+    return {"volume": volumes, "z": z, "hd3d_pred_to_gt": p2g, "hd3d_gt_to_pred": g2p}
+
+
+def volume_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
+    """One row per volume of a per-slice table: slices, summed counts, 3-D Dice, sensitivity, HD (strict: NaN if undefined).
+
+    Empty (no columns) where the table has no `volume` column (slices carry no volume, as in CT100).
+    """
+    if "volume" not in per_slice or per_slice["volume"].isna().all():
+        return pd.DataFrame(columns=["volume", "n_slices", "tp", "fp", "fn", "tn", *VOLUME_KEYS])
+    frame = per_slice.assign(hd3d=per_slice[["hd3d_pred_to_gt", "hd3d_gt_to_pred"]].max(axis=1, skipna=True))
+    grouped = frame.groupby("volume", sort=True)
+    out = grouped[["tp", "fp", "fn", "tn"]].sum().astype(np.int64)
+    out.insert(0, "n_slices", grouped.size())
+    out["dsc"] = dice(out.tp, out.fp, out.fn)
+    out["sen"] = sensitivity(out.tp, out.fn)
+    defined = (out.tp + out.fp > 0) & (out.tp + out.fn > 0)
+    out["hd"] = grouped["hd3d"].max().where(defined)
+    return out.reset_index()
+
+
 def _paper_values(counts: Counts, hd: np.ndarray) -> dict[str, np.ndarray]:
     """The paper's per-slice DSC/SEN/SPC/HD: every one 0 where the prediction is empty."""
     empty_pred = (counts.tp + counts.fp) == 0
@@ -169,7 +311,7 @@ def _paper_values(counts: Counts, hd: np.ndarray) -> dict[str, np.ndarray]:
     return values
 
 
-def _strict_values(counts: Counts, hd: np.ndarray, hd95: np.ndarray) -> dict[str, np.ndarray]:
+def _strict_values(counts: Counts, hd: np.ndarray, hd95: np.ndarray, nsd: np.ndarray) -> dict[str, np.ndarray]:
     """Per-slice strict values: NaN wherever a metric is undefined."""
     return {
         "dsc": dice(counts.tp, counts.fp, counts.fn),
@@ -179,19 +321,28 @@ def _strict_values(counts: Counts, hd: np.ndarray, hd95: np.ndarray) -> dict[str
         "precision": precision(counts.tp, counts.fp),
         "hd": hd,
         "hd95": hd95,
+        "nsd": nsd,
     }
 
 
-def slice_metrics(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> pd.DataFrame:
-    """One row per slice: id, tp, fp, fn, tn, paper_{dsc,sen,spc,hd}, strict_{dsc,...,hd95} (fractions, px)."""
+def slice_metrics(
+    pred: np.ndarray, gt: np.ndarray, ids: Sequence[str], nsd_tolerance: float = NSD_TOLERANCE_PX
+) -> pd.DataFrame:
+    """One row per slice: id, tp, fp, fn, tn, paper_{dsc,sen,spc,hd}, strict_{dsc,...,hd95,nsd} (fractions, px).
+
+    Where the ids carry a volume (P9, P20, P1110, synthetic), also `volume`, `z` and the slice's
+    largest 3-D distances to the volume's other set (`hd3d_pred_to_gt`, `hd3d_gt_to_pred`).
+    """
     pred, gt = _as_masks(pred, gt)
     if len(ids) != len(pred):
         raise ValueError(f"{len(ids)} slice ids for {len(pred)} slices")
     counts = confusion_counts(pred, gt)
     hd, hd95 = hausdorff_px(pred, gt)
+    nsd = surface_dice(pred, gt, nsd_tolerance)
     columns: dict[str, Sequence] = {"id": list(ids), **counts._asdict()}
     columns.update({f"paper_{k}": v for k, v in _paper_values(counts, hd).items()})
-    columns.update({f"strict_{k}": v for k, v in _strict_values(counts, hd, hd95).items()})
+    columns.update({f"strict_{k}": v for k, v in _strict_values(counts, hd, hd95, nsd).items()})
+    columns.update(_volume_columns(pred, gt, list(ids)) or {})
     return pd.DataFrame(columns)
 
 
@@ -213,8 +364,12 @@ def fold_summary(per_slice: pd.DataFrame) -> dict[str, dict[str, float]]:
     miou = 100.0 * pooled_miou(*counts)
     n_slices = len(per_slice)
     paper = {k: _scaled(k, _nanmean(per_slice[f"paper_{k}"].to_numpy(float))) for k in SUMMARY_KEYS[:-1]}
-    strict = {k: _scaled(k, _nanmean(per_slice[f"strict_{k}"].to_numpy(float))) for k in STRICT_SLICE_KEYS}
+    strict = {k: _scaled(k, _nanmean(per_slice[f"strict_{k}"].to_numpy(float)))
+              for k in STRICT_SLICE_KEYS if f"strict_{k}" in per_slice}
     strict["dsc_pooled"] = 100.0 * float(dice(counts.tp.sum(), counts.fp.sum(), counts.fn.sum()))
+    volumes = volume_metrics(per_slice)
+    strict.update({f"{k}_3d": _scaled(f"{k}_3d", _nanmean(volumes[k].to_numpy(float)))
+                   for k in VOLUME_KEYS if len(volumes)})
     empty_pred, empty_gt = counts.tp + counts.fp == 0, counts.tp + counts.fn == 0
     return {
         "paper": {**paper, "miou": miou, "n_slices": n_slices},
@@ -222,6 +377,7 @@ def fold_summary(per_slice: pd.DataFrame) -> dict[str, dict[str, float]]:
             **strict,
             "miou": miou,
             "n_slices": n_slices,
+            **({"n_volumes": len(volumes)} if len(volumes) else {}),
             "n_empty_gt": int(empty_gt.sum()),
             "n_empty_pred": int(empty_pred.sum()),
             "n_empty_both": int((empty_gt & empty_pred).sum()),

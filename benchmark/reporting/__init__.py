@@ -4,10 +4,11 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..io import atomic_write_json, atomic_write_text
 from .figures import all_figures, save_png
 from .html import page
 from .load import Results, load_results
@@ -15,7 +16,7 @@ from .tables import RENDERERS, all_table_files
 
 __all__ = ["Report", "write_report", "load_results"]
 
-OWNED_DIRS = {"tables": {".md", ".csv", ".tex"}, "figures": {".png"}}
+OWNED_DIRS = {"tables": {".md", ".csv", ".tex"}, "figures": {".png"}, "stats": {".json"}}
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,15 @@ def _remove_stale(out_dir: Path, written: set[Path]) -> None:
 
 def write_report(results_dir: str | Path, out_dir: str | Path) -> Report:
     """Read every record under `results_dir` and (re)write tables/, figures/ and index.html in `out_dir`."""
+    from .significance import all_stats
+
     results = load_results(results_dir)
+    results = dataclasses.replace(results, significance=all_stats(results_dir, sorted({e.dataset for e in
+                                                                                        results.entries})))
     out_dir = Path(out_dir)
     written: list[Path] = []
+    for key, stats_here in sorted(results.significance.items()):  # what `compare --json` prints, per dataset
+        written.append(atomic_write_json(out_dir / "stats" / f"compare_{key}.json", stats_here.comparison.result))
     table_files = all_table_files(results)
     for tf in table_files:
         for ext, render in RENDERERS.items():

@@ -260,9 +260,83 @@ def training_curves(results: Results, dataset: str) -> FigureSpec | None:
     return FigureSpec(f"training_curves_{dataset}", f"Training curves, {dataset}", caption, fig)
 
 
+MIN_MODELS_FOR_RANKS = 3
+
+
+def _ranked_models(result: dict) -> list[str]:
+    """The compared models, best mean first."""
+    models = result["models"]
+    return sorted(models, key=lambda n: (models[n].get("rank") or 0, n))
+
+
+def cd_diagram(dataset: str, stats_here) -> FigureSpec | None:
+    """Critical-difference diagram (Demšar 2006) of the complete models' mean DSC ranks, Nemenyi at alpha 0.05."""
+    import pandas as pd
+    import scikit_posthocs
+
+    comparison = stats_here.comparison if stats_here else None
+    if comparison is None or comparison.nemenyi_p is None or len(comparison.models) < MIN_MODELS_FOR_RANKS:
+        return None
+    result, names = comparison.result, comparison.models
+    ranks = {n: result["models"][n]["mean_rank"] for n in names}
+    p = pd.DataFrame(comparison.nemenyi_p, index=names, columns=names)
+    cd = result["posthoc"]["critical_difference"]
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(8.5, 1.4 + 0.32 * len(names)), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        palette = {n: (MINISEG_COLOR if n == result["reference"] else OURS_COLORS[i % len(OURS_COLORS)])
+                   for i, n in enumerate(names)}
+        scikit_posthocs.critical_difference_diagram(ranks, p, ax=ax, alpha=result["alpha"], color_palette=palette,
+                                                    label_fmt_left="{label} ({rank:.2f})",
+                                                    label_fmt_right="({rank:.2f}) {label}")
+        ax.set_title(f"{dataset}: mean rank of per-slice DSC (1 = best), Friedman p = {result['friedman_p']:.2g}\n"
+                     f"bars join models the Nemenyi test cannot tell apart (alpha {result['alpha']}, CD = {cd:.2f})",
+                     fontsize=9)
+    caption = (f"Critical-difference diagram (Demšar 2006) on {dataset}: each complete model's mean rank of the "
+               f"per-slice DSC over {result['n_cases_all_models']} slices (paper policy); a horizontal bar joins "
+               "models whose Nemenyi post-hoc p is ≥ 0.05 (scikit-posthocs).")
+    return FigureSpec(f"cd_{dataset}", f"Critical-difference diagram, {dataset}", caption, fig)
+
+
+def rank_stability_plot(dataset: str, stats_here) -> FigureSpec | None:
+    """How often each model takes each rank over the bootstrap resamples (leaderboard by mean DSC)."""
+    comparison = stats_here.comparison if stats_here else None
+    if comparison is None or comparison.stability is None or len(comparison.models) < MIN_MODELS_FOR_RANKS:
+        return None
+    result = comparison.result
+    order = _ranked_models(result)
+    k = len(order)
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(max(6.0, 2.4 + 0.9 * k), 1.3 + 0.45 * k), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+        for y, name in enumerate(order):
+            dist = result["models"][name]["rank_distribution"]
+            for rank_text, share in dist.items():
+                ax.scatter([int(rank_text)], [y], s=900 * share, c=_ours_color(y, None) if name != result["reference"]
+                           else MINISEG_COLOR, alpha=0.75, edgecolors="black", linewidths=0.5, zorder=3)
+                ax.annotate(f"{100 * share:.0f}%", (int(rank_text), y), xytext=(0, -14), textcoords="offset points",
+                            ha="center", fontsize=7)
+        ax.set_yticks(range(k), order)
+        ax.set_xticks(range(1, k + 1))
+        ax.set_xlim(0.4, k + 0.6)
+        ax.set_ylim(k - 0.4, -0.6)
+        ax.set_xlabel("rank by mean DSC in a bootstrap resample (1 = best)")
+        low, high = result["rank_tau_ci95"]
+        ax.set_title(f"{dataset}: ranking stability over {result['n_resamples']} bootstrap resamples of "
+                     f"{result['resampled']}\nKendall's tau with the full-data ranking: median "
+                     f"{result['rank_tau_median']:.2f} [{low:.2f}, {high:.2f}]", fontsize=9)
+    caption = (f"Rank stability on {dataset}: the share of bootstrap resamples (of {result['resampled']}) in which "
+               "each complete model takes each rank by mean per-slice DSC; Kendall's tau compares each resampled "
+               "ranking with the full-data one.")
+    return FigureSpec(f"rank_stability_{dataset}", f"Rank stability, {dataset}", caption, fig)
+
+
 def all_figures(results: Results) -> list[FigureSpec]:
     """Every figure the results allow, in the order the page shows them."""
     specs: list[FigureSpec | None] = [dsc_vs_gmacs(results), throughput_vs_params(results), folds_box(results)]
     specs += [training_curves(results, d) for d in datasets_in(results)]
+    for dataset in sorted(results.significance):
+        specs += [cd_diagram(dataset, results.significance[dataset]),
+                  rank_stability_plot(dataset, results.significance[dataset])]
     return [s for s in specs if s is not None]
 

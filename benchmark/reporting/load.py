@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..datasets import get_spec
+from ..datasets import DATASET_NAMES, get_spec
 from ..io import read_json
 
 PAPER_METRICS = ("miou", "sen", "spc", "dsc", "hd")
+DATASET_NAMES_SET = frozenset(DATASET_NAMES)
 FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
 
 
@@ -73,6 +74,8 @@ class Results:
     profiles: tuple[Profile, ...]
     n_run_records: int
     n_eval_records: int
+    #: dataset key -> reporting.significance.DatasetStats, where per-slice results exist (filled by write_report)
+    significance: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def devices(self) -> list[str]:
@@ -98,6 +101,16 @@ def canonical_dataset(name: str) -> str:
         return get_spec(name).name
     except KeyError:
         return name.strip()
+
+
+def dataset_key(recorded: Any, folder: str, split: Any = None) -> str:
+    """A record's dataset as the report groups it: canonical name, '-grouped' for the grouped split ('P20-grouped')."""
+    from ..datasets.folds import SPLITS, parse_results_key, results_key
+
+    folder_name, folder_split = parse_results_key(folder)
+    name = canonical_dataset(str(recorded or folder_name))
+    split = split if split in SPLITS else folder_split
+    return results_key(name, split) if name in DATASET_NAMES_SET else name
 
 
 def number(value: Any) -> float | None:
@@ -206,7 +219,7 @@ def load_runs(results: Path) -> tuple[list[Entry], int]:
     paths = [p for p in sorted((results / "runs").glob("*/*/fold*/record.json")) if FOLD_DIR_RE.match(p.parent.name)]
     for path in paths:
         rec = _load(path, "miniseg-bench/run/")
-        dataset = canonical_dataset(str(rec.get("dataset") or path.parents[2].name))
+        dataset = dataset_key(rec.get("dataset"), path.parents[2].name, rec.get("split"))
         model = str(rec.get("model") or path.parents[1].name)
         fold = _int_or_none(rec.get("fold"))
         _add_run(groups.setdefault((dataset, model), _RunGroup()), rec,
@@ -260,7 +273,7 @@ def load_evals(results: Path) -> tuple[list[Entry], int]:
             folds.append(FoldResult(k, metric_dict(paper), metric_dict(strict), slice_count(paper, strict)))
         kind = str(source.get("kind") or "maps")
         entries.append(Entry(
-            dataset=canonical_dataset(str(rec.get("dataset") or path.parent.name)), label=label, kind=kind,
+            dataset=dataset_key(rec.get("dataset"), path.parent.name, rec.get("split")), label=label, kind=kind,
             model=model, paper_name=model_paper_name(model) or _paper_label_for(label),
             detail=f"evaluated {kind}", folds=tuple(folds),
         ))

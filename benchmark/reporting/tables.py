@@ -64,6 +64,27 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None else f"{value:.{digits}f}"
 
 
+def fmt_ci(mean: float | None, interval: tuple[float, float] | None) -> str:
+    """'75.91 [73.44, 78.22]': the mean and its 95% CI; the missing mark without a mean."""
+    if mean is None:
+        return MISSING
+    if interval is None or any(v is None or math.isnan(v) for v in interval):
+        return fmt(mean)
+    return f"{mean:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+def significance_text(versus: dict[str, Any] | None) -> str:
+    """The significance cell: 'reference', 'better (p=…)', 'worse (p=…)', 'n.s. (p=…)' after Holm; — untested."""
+    if versus is None:
+        return MISSING
+    if versus.get("reference"):
+        return "reference"
+    p = versus.get("p_holm")
+    p_text = MISSING if p is None else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+    word = versus.get("direction") if versus.get("significant") else "n.s."
+    return f"{word or 'n.s.'} (p={p_text})"
+
+
 def fmt_pm(mean: float | None, std: float | None) -> str:
     """'75.91 ± 1.23'; the std is left out where only one fold exists."""
     if mean is None:
@@ -173,8 +194,11 @@ def accuracy_table(dataset: str, results: Results) -> tuple[Table, list[dict[str
     headers = ["Method (paper)", "Ours", "Source", "Folds"]
     for m in PAPER_METRICS:
         headers += [metric_label(m), f"{metric_label(m)} paper", f"{metric_label(m)} Δ"]
+    headers.append("DSC vs reference (Holm)")
+    stats_here = results.significance.get(dataset)
     rows, records, ours_means, paper_values = [], [], {m: [] for m in PAPER_METRICS}, {m: [] for m in PAPER_METRICS}
     for method, entry in pairs:
+        intervals = stats_here.intervals.get(entry.label, {}) if stats_here and entry else {}
         row = [Cell(method or MISSING), Cell(entry.label if entry else MISSING),
                Cell(entry.detail if entry else MISSING), Cell(folds_text(entry))]
         record: dict[str, Any] = {
@@ -186,10 +210,16 @@ def accuracy_table(dataset: str, results: Results) -> tuple[Table, list[dict[str
             mean, std = mean_std(fold_values(entry, "paper", m)) if entry else (None, None)
             ref = paper.get(method, {}).get(m) if method else None
             diff = mean - ref if mean is not None and ref is not None else None
-            row += [Cell(fmt_pm(mean, std)), Cell(fmt(ref)), Cell(fmt_diff(diff))]
-            record.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_paper": ref, f"{m}_diff": diff})
+            ci = intervals.get(m)
+            row += [Cell(fmt_ci(mean, ci) if ci else fmt_pm(mean, std)), Cell(fmt(ref)), Cell(fmt_diff(diff))]
+            record.update({f"{m}_mean": mean, f"{m}_std": std, f"{m}_paper": ref, f"{m}_diff": diff,
+                           f"{m}_ci_low": ci[0] if ci else None, f"{m}_ci_high": ci[1] if ci else None})
             ours_means[m].append(mean)
             paper_values[m].append(ref)
+        versus = stats_here.versus_reference(entry.label) if stats_here and entry else None
+        row.append(Cell(significance_text(versus)))
+        record.update({"reference": stats_here.comparison.result.get("reference") if stats_here else None,
+                       "dsc_p_holm": (versus or {}).get("p_holm"), "dsc_significant": (versus or {}).get("significant")})
         rows.append(row)
         records.append(record)
     for i, m in enumerate(PAPER_METRICS):
@@ -198,9 +228,27 @@ def accuracy_table(dataset: str, results: Results) -> tuple[Table, list[dict[str
     notes = _failed_notes(results.entries, dataset)
     if not paper:
         notes.insert(0, f"The paper has no results on {dataset}.")
-    title = f"Table 5, {dataset}: paper policy, mean ± std over folds"
+    notes += _significance_notes(stats_here)
+    title = f"Table 5, {dataset}: paper policy, mean [95% CI] over folds"
     ours = [entry is not None for _, entry in pairs]
-    return Table(dataset, title, headers, [False] * 4 + [True] * 15, rows, notes, ours), records
+    return Table(dataset, title, headers, [False] * 4 + [True] * 15 + [False], rows, notes, ours), records
+
+
+def _significance_notes(stats_here: Any) -> list[str]:
+    """What the significance column compared, and who was left out of the paired tests."""
+    if stats_here is None:
+        return []
+    result = stats_here.comparison.result
+    notes = []
+    if result.get("reference") and len(result["models"]) > 1:
+        notes.append(f"DSC vs reference: Wilcoxon signed-rank on the per-slice DSC paired with "
+                     f"{result['reference']}, Holm-corrected over the {len(result['models']) - 1} other complete "
+                     f"entries (alpha {result['alpha']}); `run_benchmark.py compare --dataset {result['dataset']}` "
+                     "prints the full comparison.")
+    notes += [f"Not compared: {w}" for w in result.get("warnings", [])]
+    if result.get("message"):
+        notes.append(result["message"])
+    return notes
 
 
 def _failed_notes(entries: Iterable[Entry], dataset: str) -> list[str]:
@@ -208,8 +256,13 @@ def _failed_notes(entries: Iterable[Entry], dataset: str) -> list[str]:
 
 
 ACCURACY_NOTES = [
-    "Ours: mean ± sample standard deviation over the folds found (Folds = found/5), paper policy "
-    "(DSC, SEN, SPC, mIoU in %, HD in pixels). Paper: the AAAI 2021 paper's Table 5. Δ = ours − paper.",
+    "Ours: mean over the folds found (Folds = found/5), paper policy (DSC, SEN, SPC, mIoU in %, HD in "
+    "pixels), with its 95% bootstrap CI in brackets where per-slice results exist (2,000 seeded resamples of "
+    "the patients, or of the slices where ids carry no patient, within each fold), else ± the sample "
+    "standard deviation over folds. Paper: the AAAI 2021 paper's Table 5. Δ = ours − paper.",
+    "DSC vs reference: the entry's per-slice DSC against the reference's (miniseg, else a MiniSeg row), "
+    "Wilcoxon signed-rank, Holm-corrected across the entries; better/worse = significant at 0.05, "
+    "n.s. = not significant, — = not compared (no per-slice results, or an incomplete entry).",
     "Bold: the best of our rows and the best paper row per column (HD: lowest), where a column has "
     "two values or more. — : no result.",
 ]
@@ -223,6 +276,8 @@ def accuracy_file(results: Results) -> TableFile:
         records += rows
     columns = ["dataset", "method", "entry", "kind", "model", "n_folds"]
     columns += [f"{m}_{s}" for m in PAPER_METRICS for s in ("mean", "std", "paper", "diff")]
+    columns += [f"{m}_{s}" for m in PAPER_METRICS for s in ("ci_low", "ci_high")]
+    columns += ["reference", "dsc_p_holm", "dsc_significant"]
     return TableFile("table5_accuracy", "Table 5: accuracy (paper policy) beside the paper", tables, columns,
                      records, ACCURACY_NOTES)
 

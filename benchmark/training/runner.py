@@ -44,14 +44,19 @@ class TrainJob:
     options: TrainOptions
     data_root: str
     results: str
+    split: str = "paper"  # the folds: the paper's, or "grouped" (results under runs/<dataset>-grouped/)
 
     @property
     def run_dir(self) -> Path:
-        return run_dir(self.results, self.dataset, self.model, self.fold)
+        from ..datasets import results_key
+
+        return run_dir(self.results, results_key(self.dataset, self.split), self.model, self.fold)
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.model}/fold{self.fold}"
+        from ..datasets import results_key
+
+        return f"{results_key(self.dataset, self.split)}/{self.model}/fold{self.fold}"
 
     def effective_protocol(self) -> Protocol:
         """The protocol this job trains under (after any per-model exception)."""
@@ -133,10 +138,11 @@ def plan_jobs(
     options: TrainOptions,
     data_root: str | Path,
     results: str | Path,
+    split: str = "paper",
 ) -> list[TrainJob]:
     """The grid in run order: dataset, then model, then fold."""
     return [
-        TrainJob(m, d, k, protocol, options, str(data_root), str(results))
+        TrainJob(m, d, k, protocol, options, str(data_root), str(results), split)
         for d in datasets for m in models for k in folds
     ]
 
@@ -301,7 +307,7 @@ def run_job(job: TrainJob) -> JobOutcome:
             return JobOutcome(job, "skipped", "already done")
         record = run_training(
             job.model, job.dataset, job.fold, job.protocol, job.options, job.data_root, job.run_dir,
-            on_epoch_end=lock.heartbeat,
+            on_epoch_end=lock.heartbeat, split=job.split,
         )
     finally:
         lock.release()

@@ -98,11 +98,13 @@ class FoldData:
         return self.mean, self.std
 
 
-def load_fold_data(dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device) -> FoldData:
+def load_fold_data(
+    dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device, split: str = "paper"
+) -> FoldData:
     """Decode the fold's slices at `size_px` once; training split statistics; training slices to `device`."""
     from ..datasets import class_weights, get_folds, load_dataset, normalization_stats, train_ids
 
-    folds = get_folds(dataset, data_root)
+    folds = get_folds(dataset, data_root, split=split)
     if not 0 <= fold < len(folds):
         raise ValueError(f"{dataset}: fold {fold} out of range 0..{len(folds) - 1}")
     train = load_dataset(dataset, data_root, ids=train_ids(folds, fold), size=size_px)
@@ -436,8 +438,11 @@ def run_training(
     data_root: str | Path,
     run_dir: str | Path,
     on_epoch_end: Callable[[], None] | None = None,
+    split: str = "paper",
 ) -> dict[str, Any]:
     """Train (resuming from last.pt when present), test the final model, write record.json; return it.
+
+    `split` picks the folds: the paper's (default) or the patient-grouped ones (recorded as `split`).
 
     Divergence, out-of-memory and other errors give a record with status "failed"; Ctrl-C
     propagates, leaving the checkpoint of the last finished epoch for the next run.
@@ -452,7 +457,7 @@ def run_training(
     data: FoldData | None = None
     final, error, csv_name, resumed_from = None, None, None, None
     try:
-        data = load_fold_data(dataset, fold, data_root, protocol.base_size, device)
+        data = load_fold_data(dataset, fold, data_root, protocol.base_size, device, split)
         trainer = Trainer(model, data, protocol, options)
         resumed_from = trainer.epoch if resume(trainer, run_dir) else None
         per_slice = _train_epochs(trainer, run_dir, f"{dataset}/{model}/fold{fold}", on_epoch_end)
@@ -472,6 +477,7 @@ def run_training(
         error=error, started_at=started_at, trainer=trainer, data=data, final=final,
         per_slice_csv=csv_name, resumed_from=resumed_from,
     )
+    record["split"] = split
     atomic_write_json(run_dir / RECORD_NAME, record)
     return record
 
