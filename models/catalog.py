@@ -24,3 +24,9 @@ from . import gff  # noqa: F401
 from . import cgnet  # noqa: F401
 from . import edanet  # noqa: F401
 from . import lednet  # noqa: F401
+from . import unext  # noqa: F401
+from . import malunet  # noqa: F401
+from . import egeunet  # noqa: F401
+from . import cmunext  # noqa: F401
+from . import ulite  # noqa: F401
+from . import anamnet  # noqa: F401

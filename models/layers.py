@@ -102,3 +102,33 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: f
 def pyramid_sample(x: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """Adaptive average pools to s x s for each s, flattened and joined: (N, C, sum s^2) anchor points."""
     return torch.cat([F.adaptive_avg_pool2d(x, s).flatten(2) for s in sizes], dim=2)
+
+
+def resize_to(
+    x: torch.Tensor, size: Sequence[int], mode: str = "bilinear", align_corners: bool | None = None
+) -> torch.Tensor:
+    """Resize to `size` (H, W) with the given mode; a no-op when already there.
+
+    For decoders whose papers upsample by exactly 2 (bilinear with align_corners=True, or nearest):
+    resizing to the skip's size gives the same result at multiples of the stride and still works
+    at other input sizes.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode=mode, align_corners=align_corners)
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an (N, C, H, W) map, with per-channel affine (ConvNeXt's channels_first)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).square().mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
