@@ -1,11 +1,12 @@
-"""DeepLabv3 on a dilated ResNet50 (written from the paper) and DeepLabv3+ on the authors' aligned Xception.
+"""DeepLabv3 on a dilated ResNet50 and DeepLabv3+ on aligned Xception, as the MiniSeg authors built them.
 
-DeepLabv3 (Chen et al. 2017): ResNet50 dilated to output stride 8 (the stride the paper
-evaluates at; Table 4's 163.83 GFLOPs is an OS-8 figure), ASPP with a 1x1 branch, three
-3x3 branches at rates (12, 24, 36) (= (6, 12, 18) at OS 16, doubled at OS 8), and
-image-level pooling, all 256 channels with BN, concatenated and projected by a 1x1 conv
-(256) before the 1x1 classifier; bilinear upsampling to the input. No multi-grid in
-layer4 and no auxiliary loss (the paper trains neither here). 39.0M params (Table 4: 38.71M).
+DeepLabv3 (Chen et al. 2017) as in the authors' `full_code/models/Baselines/DeepLabs/deeplabv3.py`:
+their `resnet50_v1b` (torchvision's ResNet-50 without fc, layer3 / layer4 dilated 2 / 4 with the
+first block of each at the previous dilation: output stride 8), ASPP with a 1x1 branch, three 3x3
+branches at rates (12, 24, 36) (= (6, 12, 18) at OS 16, doubled at OS 8) and image-level pooling,
+all 256 channels with BN and ReLU, concatenated and projected by a 1x1 conv-BN-ReLU (256, dropout
+0.5); then a 3x3 conv-BN-ReLU (256), dropout 0.1 and the 1x1 classifier; bilinear upsampling to
+the input. No multi-grid, no auxiliary head. 39,633,986 params (Table 4: 38.71M = params / 1,024,000).
 
 DeepLabv3+ (Chen et al. 2018) as the MiniSeg authors built it (`full_code/models/Baselines/
 DeepLabs/deeplabv3plus_xception.py`): their modified aligned Xception (entry flow: 3x3 convs
@@ -31,7 +32,7 @@ from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from .backbones import resnet_features
-from .layers import upsample_to
+from .layers import ConvBNAct, upsample_to
 from .pretrained import imagenet_state_dict
 from .registry import register_model
 
@@ -52,17 +53,19 @@ def aspp_rates(output_stride: int) -> tuple[int, ...]:
 
 
 class DeepLabV3(nn.Module):
-    """Dilated ResNet50 -> ASPP -> 1x1 classifier -> bilinear upsampling."""
+    """Dilated ResNet50 (resnet50_v1b) -> ASPP -> 3x3 conv-BN-ReLU -> dropout -> 1x1 classifier -> upsampling."""
 
     def __init__(
         self, num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, output_stride: int = 8
     ) -> None:
         super().__init__()
         self.backbone = resnet_features(
-            50, output_stride=output_stride, pretrained=pretrained, in_channels=in_channels, out_indices=(4,)
+            50, output_stride, pretrained, in_channels, out_indices=(4,), dilate_first_block=False
         )
         self.aspp = ASPP(self.backbone.channels[-1], list(aspp_rates(output_stride)), ASPP_CHANNELS)
-        self.classifier = nn.Conv2d(ASPP_CHANNELS, num_classes, 1)
+        self.classifier = nn.Sequential(
+            ConvBNAct(ASPP_CHANNELS, ASPP_CHANNELS, 3), nn.Dropout(0.1), nn.Conv2d(ASPP_CHANNELS, num_classes, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (top,) = self.backbone(x)
@@ -313,7 +316,8 @@ def _resize_aligned(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     backbone="ResNet50",
     pretrained_backbone=True,
     reference=V3_REFERENCE,
-    notes="output stride 8, ASPP rates (12, 24, 36); no multi-grid, no aux loss",
+    notes="the authors' build (DeepLabs/deeplabv3.py): resnet50_v1b at output stride 8, ASPP rates (12, 24, 36), "
+    "a 3x3 conv-BN-ReLU before the classifier; no multi-grid, no aux head. 39,633,986 params",
     input_multiple=8,
 )
 def deeplabv3_resnet50(

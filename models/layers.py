@@ -39,34 +39,6 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
-class SegmentationHead(nn.Sequential):
-    """Dropout (optional) then a 1x1 classifier conv with bias."""
-
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
-        layers: list[nn.Module] = [nn.Dropout2d(dropout)] if dropout > 0 else []
-        layers.append(nn.Conv2d(in_channels, num_classes, 1))
-        super().__init__(*layers)
-
-
-class ResizeOutputs(nn.Module):
-    """Adapts a model that returns `main` or `(main, *aux)` at feature resolution to the output
-    contract: logits at the input's size, auxiliary outputs only in train mode.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        outs = self.model(x)
-        if not isinstance(outs, (tuple, list)):
-            outs = (outs,)
-        size = x.shape[-2:]
-        if not self.training:
-            return upsample_to(outs[0], size)
-        return tuple(upsample_to(o, size) for o in outs)
-
-
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """ShuffleNet's channel shuffle: (g, C/g) channel grid transposed, so each group sees every group."""
     n, c, h, w = x.shape

@@ -362,13 +362,12 @@ def test_deeplabv3plus_pretrained_loads_legacy_xception(monkeypatch):
 # ---- PSPNet, DeepLabv3 (helper B's rows) --------------------------------------------------
 
 
-def test_pspnet_pyramid_bins_and_aux_head():
+def test_pspnet_pyramid_bins_and_no_aux_head():
     model = create_model("pspnet-resnet50")
     assert model.ppm.bins == (1, 2, 3, 6)
     assert [b[0].output_size for b in model.ppm.branches] == [1, 2, 3, 6]
-    assert [b[1][0].out_channels for b in model.ppm.branches] == [512] * 4
-    assert model.backbone.reductions == (8, 8) and model.aux_head[0].in_channels == 1024
-    assert get_model_info("pspnet-resnet50").aux_weights == (1.0, 0.4)
+    assert [b[1].out_channels for b in model.ppm.branches] == [512] * 4
+    assert model.backbone.reductions == (8,) and get_model_info("pspnet-resnet50").aux_weights == (1.0,)
 
 
 def _aspp_dilations(model: nn.Module) -> list[int]:
