@@ -8,6 +8,7 @@ import statistics
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -60,6 +61,15 @@ def write_eval(results: Path) -> None:
         "folds": folds, "mean": {}, "std": {},
         "strict": {"folds": [{**f, "hd95": 10.0} for f in folds]}, "per_slice_csv": "x.csv",
     })
+
+
+def write_per_slice(results: Path, dataset: str, model: str, fold: int, shift: float) -> None:
+    """A run's per_slice.csv: 20 CT100 slices per fold, DSC rising with the slice index, plus `shift`."""
+    ids = [f"tr_im_{20 * fold + i:04d}" for i in range(20)]
+    dsc = [0.5 + 0.02 * i + shift for i in range(20)]
+    frame = pd.DataFrame({"id": ids, "tp": 50, "fp": 10, "fn": 10, "tn": 900, "paper_dsc": dsc, "paper_sen": dsc,
+                          "paper_spc": 0.99, "paper_hd": [10.0 - 10 * d for d in dsc]})
+    frame.to_csv(results / "runs" / dataset / model / f"fold{fold}" / "per_slice.csv", index=False)
 
 
 def write_profile(results: Path, device: str, model: str, params: int, gmacs: float,
@@ -348,3 +358,26 @@ def test_run_source_names_the_preset_and_what_was_changed():
     protocol = {"name": "fast", "base_size": 128, "epochs": 10, "differs_from_preset": ["base_size"]}
     assert _protocol_name(protocol) == "fast, base_size=128"
     assert _protocol_name({"name": "paper", "differs_from_preset": []}) == "paper"
+
+
+def test_table5_ci_significance_and_statistics_figures(tmp_path: Path):
+    """With per-slice results: Table 5 cells as mean [95% CI], the Holm column, CD and rank-stability figures."""
+    results = tmp_path / "results"
+    for model, shift in (("miniseg", 0.1), ("enet", -0.2), ("espnet", 0.0)):
+        for fold in range(5):
+            write_run(results, "CT100", model, fold, 60.0)
+            write_per_slice(results, "CT100", model, fold, shift)
+    out = tmp_path / "reports"
+    write_report(results, out)
+    md = (out / "tables" / "table5_accuracy.md").read_text()
+    enet = _md_row(md, "Table 5, CT100", ("ENet", "enet"))
+    cell = enet[13].strip("*")  # the three tie on the recorded fold means, so all are bold
+    low, high = (float(v) for v in cell.split("[")[1].rstrip("]").split(", "))
+    assert cell.startswith("60.00 [") and low < high  # the recorded fold mean and the per-slice bootstrap CI
+    assert enet[-1].startswith("worse (p=") and _md_row(md, "Table 5, CT100", ("MiniSeg", "miniseg"))[-1] == "reference"
+    for name in ("cd_CT100", "rank_stability_CT100"):
+        with Image.open(out / "figures" / f"{name}.png") as image:
+            assert image.size[0] > 300
+    assert 'id="fig-cd_CT100"' in (out / "index.html").read_text()
+    compared = json.loads((out / "stats" / "compare_CT100.json").read_text())
+    assert compared["reference"] == "miniseg" and compared["models"]["enet"]["p_holm"] < 0.05

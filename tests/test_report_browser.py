@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmark.reporting import write_report
-from test_report import write_eval, write_profile, write_run
+from test_report import write_eval, write_per_slice, write_profile, write_run
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -46,6 +46,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = tmp_path_factory.mktemp("results")
     for fold, dsc in enumerate((74.0, 76.0, 78.0)):
         write_run(results, "CT100", "miniseg", fold, dsc)
+    for model, shift in (("enet", -0.2), ("espnet", -0.1), ("edanet", 0.0)):  # three complete models: CD + ranks
+        for fold in range(5):
+            write_run(results, "CT100", model, fold, 60.0)
+            write_per_slice(results, "CT100", model, fold, shift)
     write_eval(results)
     write_profile(results, "cpu-test-2t", "miniseg", 82912, 0.5123,
                   [{"mode": "eager", "method": "events", "batch_size": 1, "throughput_img_s": 10.0}])
@@ -68,6 +72,9 @@ def test_page_renders_tables_and_loads_every_image(report: Path, tmp_path: Path)
     assert dom.count('data-loaded="yes"') == n_figures and 'data-loaded="no"' not in dom
     for table_id in ("efficiency", "CT100", "P9", "P20", "P1110"):
         assert f'<table id="{table_id}">' in dom
+    for figure in ("cd_CT100", "rank_stability_CT100"):  # the statistics' figures, drawn and loaded
+        assert (report / "figures" / f"{figure}.png").is_file() and f'id="fig-{figure}"' in dom
+    assert "reference" in dom and "(p=" in dom  # the significance column of Table 5
     assert "<strong>75.91</strong>" in dom  # the paper's best DSC on CT100 (MiniSeg), marked
 
 
