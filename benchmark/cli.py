@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-COMMANDS = ("list", "download", "prepare", "train", "evaluate", "compare", "folds", "profile", "report", "demo")
+COMMANDS = ("list", "download", "prepare", "train", "weights", "evaluate", "compare", "folds", "profile", "report",
+            "demo")
 
 
 def default_data_root() -> Path:

@@ -41,6 +41,7 @@ __all__ = [
     "imagenet_state_dict",
     "load_checked",
     "local_path",
+    "expected_path",
     "fetch",
     "fetch_hint",
     "recording",
@@ -129,6 +130,13 @@ def _places(ref: WeightsRef) -> list[str]:
     return places
 
 
+def expected_path(ref: WeightsRef) -> Path:
+    """Where a download of `ref` lands: its Hub repo's cache folder, or torch.hub's checkpoint file."""
+    if ref.hf_hub_id:
+        return hf_cache_dir() / ("models--" + ref.hf_hub_id.replace("/", "--"))
+    return _url_file(ref.url or "")
+
+
 def local_path(ref: WeightsRef) -> Path | None:
     """The cached file of `ref`, or None when it is not on this machine."""
     if ref.hf_hub_id:
@@ -148,28 +156,27 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def fetch_hint(ref: WeightsRef) -> str:
+def fetch_hint(ref: WeightsRef, model: str | None = None) -> str:
     """How to get `ref` onto a machine that cannot download it."""
-    places = " or ".join(_places(ref))
-    return (f"run `run_benchmark.py weights --models <model>` where there is internet (or download "
-            f"{ref.url or ref.hf_hub_id}), then copy the file to {places}")
+    return (f"fetch it with `run_benchmark.py weights --models {model or '<model>'}` where there is internet "
+            f"(source: {ref.hf_hub_id or ref.url}) and copy it to {' or '.join(_places(ref))}")
 
 
-def fetch(ref: WeightsRef) -> Path:
+def fetch(ref: WeightsRef, model: str | None = None) -> Path:
     """The local file of `ref`, downloaded into the library's cache when missing; MissingWeightsError otherwise."""
     found = local_path(ref)
     if found is not None:
         return found
     if offline():
-        raise MissingWeightsError(f"{ref}: not found in {' or '.join(_places(ref))}, and HF_HUB_OFFLINE is set; "
-                                  + fetch_hint(ref))
+        raise MissingWeightsError(f"ImageNet weights {ref} are not cached and HF_HUB_OFFLINE is set; "
+                                  + fetch_hint(ref, model))
     try:
         _check_reachable(ref)
         return _download(ref)
     except Exception as err:  # noqa: BLE001 - every download failure becomes one clear message
         reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".strip(": ")
-        raise MissingWeightsError(f"{ref}: not found in {' or '.join(_places(ref))} and the download failed "
-                                  f"({reason}); {fetch_hint(ref)}") from None
+        raise MissingWeightsError(f"ImageNet weights {ref} are not cached and could not be downloaded ({reason}); "
+                                  + fetch_hint(ref, model)) from None
 
 
 def _check_reachable(ref: WeightsRef, timeout_s: float = 10.0) -> None:

@@ -6,9 +6,20 @@ strict policies), per_slice.csv and last.pt (checkpoint of the last finished epo
 Rerunning the same command skips finished jobs and resumes interrupted ones exactly;
 two runners on one results folder never train the same job (lock files).
 
+Presets: `paper` (default) trains each paper row as its authors did: MiniSeg (and its ablations)
+with the root script's four-scale recipe, every other row with its full_code script's recipe
+(one 512 px pass; ImageNet or fold normalisation; ImageNet or scratch backbone; its loss terms).
+`uniform` trains every model with MiniSeg's recipe, keeping each row's initialisation. `fast` and
+`smoke` shorten `paper`. Models without a paper row get the uniform recipe under every preset.
+Before the first job, `train` checks the preset, the --set fields against each model's recipe and
+the ImageNet weights the models need (fetching missing ones; see the `weights` command), and
+stops without training when something is wrong. `--dry-run --json` prints each job's recipe.
+
 Examples:
   run_benchmark.py train --models miniseg --datasets CT100 --folds 0-4
   run_benchmark.py train --models miniseg,unet --datasets CT100,P9 --folds 0,2 --dry-run
+  run_benchmark.py train --models 'pspnet-*,unet' --datasets CT100 --protocol uniform --dry-run --json
+  run_benchmark.py train --models pspnet-resnet101 --datasets CT100 --set pretrained=false --set bn_init=torch041
   run_benchmark.py train --models 'smp-*' --datasets synthetic --protocol smoke
   run_benchmark.py train --models miniseg --datasets CT100 --folds 0 --protocol fast --set base_size=128
   run_benchmark.py train --models miniseg --datasets CT100 --set epochs=40 --set 'passes=((1.0, 16),)'
@@ -34,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", required=True, help="model names or fnmatch patterns, comma-separated ('smp-*')")
     parser.add_argument("--datasets", required=True, help="CT100, P9, P20, P1110, synthetic; comma-separated")
     parser.add_argument("--folds", default="0-4", help="test folds 0..4: '0-4', '0,2' (default: 0-4)")
-    parser.add_argument("--protocol", default="paper", help="preset: paper (default), fast, smoke")
+    parser.add_argument("--protocol", default="paper",
+                        help="preset: paper (default; each paper row as its authors trained it), uniform (MiniSeg's "
+                             "recipe for every model), fast, smoke (shortened paper)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a protocol field, e.g. epochs=10, 'passes=((1.0,16),)'; repeatable")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: the protocol's, 0)")
@@ -72,6 +85,15 @@ def _job_row(job: "TrainJob", status: str, detail: str) -> dict:
     return {"dataset": job.dataset, "model": job.model, "fold": job.fold, "status": status, "detail": detail}
 
 
+def _plan_row(job: "TrainJob", status: str, detail: str, as_json: bool) -> dict:
+    """A --dry-run line: the job, its state, and its recipe (in full with --json, in a few words otherwise)."""
+    from ..training.recipes import effective_recipe, short_label
+
+    if as_json:
+        return _job_row(job, status, detail) | {"recipe": effective_recipe(job.protocol, job.model)}
+    return _job_row(job, status, detail) | {"recipe": short_label(job.protocol, job.model)}
+
+
 def _print_rows(rows: list[dict], as_json: bool) -> None:
     """The table, or JSON with --json."""
     if as_json:
@@ -79,7 +101,17 @@ def _print_rows(rows: list[dict], as_json: bool) -> None:
         return
     from .._format import print_table
 
-    print_table(rows, ["dataset", "model", "fold", "status", "detail"])
+    columns = ["dataset", "model", "fold", "status", "detail"]
+    print_table(rows, columns + (["recipe"] if rows and "recipe" in rows[0] else []))
+
+
+def preflight(args: argparse.Namespace, models: list[str]) -> list[str]:
+    """The pre-run checks' problems (benchmark.preflight); a dry run looks in the caches without downloading."""
+    from ..preflight import TrainRequest, run_checks
+
+    request = TrainRequest(args.protocol, tuple(args.overrides), tuple(models), seed=args.seed,
+                           download=not args.dry_run)
+    return run_checks(request)
 
 
 #: The options each --executor takes: command-line name -> the executor's keyword.
@@ -113,14 +145,23 @@ def run(args: argparse.Namespace) -> int:
     from ..training.train import TrainOptions
 
     set_threads(args.threads)
+    models = expand_models(args.models)
+    problems = preflight(args, models)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found before training; "
+              + ("training would stop here" if args.dry_run else "no job was started"), file=sys.stderr)
+        if not args.dry_run or any(p.startswith(("--protocol", "--set")) for p in problems):
+            return 2
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress)
-    jobs = plan_jobs(expand_models(args.models), expand_datasets(args.datasets), parse_folds(args.folds),
+    jobs = plan_jobs(models, expand_datasets(args.datasets), parse_folds(args.folds),
                      protocol, options, args.data_root, args.results, args.split)
     if args.dry_run:
-        _print_rows([_job_row(job, s.status, s.detail) for job, s in iter_states(jobs)], args.json)
-        return 0
+        _print_rows([_plan_row(job, s.status, s.detail, args.json) for job, s in iter_states(jobs)], args.json)
+        return 2 if problems else 0
     with get_executor(args.executor, **_executor_options(args)) as executor:
         outcomes = run_grid(jobs, executor, progress=not args.no_progress)
     rows = [_job_row(o.job, o.status, o.detail) | {"record": str(o.job.run_dir / "record.json")} for o in outcomes]

@@ -64,7 +64,7 @@ class Protocol:
     loss: str = "ce-weighted"
     #: Loss weight of each train-mode output, main first; () = the model's declared `aux_weights`; 0 drops a term.
     aux_weights: tuple[float, ...] = ()
-    #: BatchNorm initialisation: "default" (today's torch) or "torch041" (gamma ~ U(0, 1), as the release's PyTorch 0.4.1).
+    #: BatchNorm init: "default" (today's torch) or "torch041" (gamma ~ U(0, 1), as the release's PyTorch 0.4.1).
     bn_init: str = "default"
     #: "paper": each paper row trains with its authors' recipe; "uniform": every model with this one.
     recipes: str = "paper"

@@ -191,7 +191,7 @@ def exception(
         "script": script,
         "changes": {k: _jsonable(v) for k, v in changes.items()},
         "deviations": deviations,
-        "text": describe(model, mode, recipe, row_name, script, deviations),
+        "text": describe(model, mode, recipe | deviating, row_name, script, deviations),
     }
 
 
@@ -231,3 +231,38 @@ def _text(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def effective_recipe(protocol: Protocol, model: str) -> dict[str, Any]:
+    """What `model` trains with under `protocol`, for `train --dry-run --json`: the recipe's fields, the
+    schedule, where the recipe comes from, and the `protocol_exception` text (None when there is none)."""
+    effective, exc = resolve(protocol, model)
+    mode, _, row_name, _ = recipe_fields(protocol, model)
+    script = SCRIPTS[ROWS[row_name].script].path if mode == "paper" and row_name else None
+    return {
+        "preset": protocol.name,
+        "recipe": mode,
+        "row": row_name,
+        "script": script,
+        "passes": _jsonable(effective.passes),
+        "base_size": effective.base_size,
+        "lr": effective.lr,
+        "batch_size": effective.batch_size,
+        "epochs": effective.epochs,
+        "normalization": effective.normalization,
+        "pretrained": effective.pretrained,
+        "loss": effective.loss,
+        "aux_weights": list(effective.aux_weights),
+        "bn_init": effective.bn_init,
+        "set_by_user": effective.to_dict()["differs_from_preset"],
+        "protocol_exception": exc["text"] if exc else None,
+    }
+
+
+def short_label(protocol: Protocol, model: str) -> str:
+    """A few words for tables: 'paper: train_bl.py', 'uniform', 'paper: train.py', with '*' for deviations."""
+    effective, exc = resolve(protocol, model)
+    mode, _, row_name, _ = recipe_fields(protocol, model)
+    label = f"{mode}: {SCRIPTS[ROWS[row_name].script].path.rsplit('/', 1)[-1]}" if mode == "paper" else mode
+    deviates = bool(effective.to_dict()["differs_from_preset"]) or bool(exc and exc["deviations"])
+    return label + ("*" if deviates else "")

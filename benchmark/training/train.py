@@ -3,11 +3,12 @@
 The fold's slices are decoded once and moved to the training device once as uint8; every
 batch is augmented there (benchmark.training.augment). The test fold is scored on the ground
 truth's own grid (512 px for the paper's data) whatever size the model trains at: its logits
-are resized (bilinear) to the masks' size before the argmax, as the paper scores at 512 px. The loss is summed on the device and read
-back once per epoch, which is also when divergence (a NaN/inf loss) is detected. Training
-is deterministic on the CPU for a given seed: model initialisation and dropout use the
-seeded global generators, shuffling and augmentation a dedicated generator; all of them are
-saved in the checkpoint at the end of every epoch, so a resumed run continues exactly.
+are resized (bilinear) to the masks' size before the argmax, as the paper scores at 512 px.
+The loss is summed on the device and read back once per epoch, which is also when divergence
+(a NaN/inf loss) is detected. Training is deterministic on the CPU for a given seed: model
+initialisation and dropout use the seeded global generators, shuffling and augmentation a
+dedicated generator; all of them are saved in the checkpoint at the end of every epoch, so a
+resumed run continues exactly.
 """
 from __future__ import annotations
 

@@ -1,0 +1,172 @@
+"""Checks `train` runs before its first job: a problem found here stops the run before anything trains.
+
+Each check takes the `TrainRequest` and returns one line per problem (empty when all is well), so a
+new check is one function appended to `CHECKS`. `run_checks` runs them in order; a check that
+needs what an earlier one rejected (e.g. a known preset) returns nothing and leaves it to that one.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What `train` was asked to do, as far as the checks need it."""
+
+    preset: str
+    assignments: tuple[str, ...]
+    models: tuple[str, ...]
+    seed: int | None = None
+    download: bool = True  # fetch missing ImageNet weights (False: only look in the caches)
+
+
+Check = Callable[[TrainRequest], list[str]]
+
+
+def _protocol(request: TrainRequest) -> Any | None:
+    """The requested protocol, or None when the preset or an assignment is invalid (reported elsewhere)."""
+    from .training.protocol import get_protocol
+
+    try:
+        return get_protocol(request.preset, request.assignments, seed=request.seed)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def check_preset(request: TrainRequest) -> list[str]:
+    """An unknown preset, with the accepted ones."""
+    from .training.protocol import PRESETS
+
+    if request.preset in PRESETS:
+        return []
+    return [f"--protocol {request.preset!r} is not a preset; accepted: {', '.join(PRESETS)}"]
+
+
+def check_assignments(request: TrainRequest) -> list[str]:
+    """Malformed `--set` items, unknown fields (listing the accepted ones) and values a field cannot take."""
+    from .training.protocol import PRESETS, get_protocol
+
+    if request.preset not in PRESETS:
+        return []
+    try:
+        get_protocol(request.preset, request.assignments, seed=request.seed)
+    except (KeyError, ValueError, TypeError) as err:
+        return [f"--set: {err.args[0] if isinstance(err, KeyError) else err}"]
+    return []
+
+
+def check_model_fields(request: TrainRequest) -> list[str]:
+    """`--set` fields that cannot apply to a model: pretrained without a `pretrained` builder argument,
+    aux_weights of the wrong length, bn_init without a BatchNorm layer."""
+    from .training.protocol import for_model
+
+    protocol = _protocol(request)
+    if protocol is None:
+        return []
+    problems = []
+    for model in request.models:
+        try:
+            effective, _ = for_model(protocol, model)
+        except ValueError as err:  # the message names the model
+            problems.append(str(err))
+            continue
+        problems += [f"{model}: {p}" for p in _field_problems(model, protocol, effective)]
+    if any("--set pretrained=true does not apply" in p for p in problems):
+        problems.append(f"--set pretrained applies to the models with an ImageNet backbone: "
+                        f"{', '.join(_pretrained_models())}")
+    return problems
+
+
+def _field_problems(model: str, requested: Any, effective: Any) -> list[str]:
+    """Why `--set` fields of `requested` do not fit `model` (given its `effective` protocol)."""
+    from models import get_model_info
+
+    info = get_model_info(model)
+    problems = []
+    if "pretrained" in requested.user_set and effective.pretrained and not _takes_pretrained(info):
+        problems.append("--set pretrained=true does not apply: its builder takes no `pretrained` (it has no "
+                        "ImageNet backbone)")
+    if "bn_init" in requested.user_set and effective.bn_init != "default" and not _has_batchnorm(model):
+        problems.append(f"--set bn_init={effective.bn_init} does not apply: the model has no BatchNorm layer")
+    return problems
+
+
+def _takes_pretrained(info: Any) -> bool:
+    """Whether a model's builder accepts `pretrained`."""
+    params = inspect.signature(info.builder).parameters
+    return "pretrained" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _pretrained_models() -> list[str]:
+    from models import get_model_info, list_models
+
+    return [n for n in list_models() if get_model_info(n).pretrained_backbone]
+
+
+def _has_batchnorm(model: str) -> bool:
+    """Whether `model` holds a BatchNorm/InstanceNorm layer (built on the meta device)."""
+    import torch
+
+    from models import create_model
+
+    with torch.device("meta"):
+        built = create_model(model)
+    return any(isinstance(m, nn.modules.batchnorm._NormBase) for m in built.modules())
+
+
+def check_pretrained_weights(request: TrainRequest) -> list[str]:
+    """Models that start from ImageNet: their weights must be in the caches, or be downloaded now."""
+    from models import get_model_info
+
+    from .training.protocol import for_model
+
+    protocol = _protocol(request)
+    if protocol is None:
+        return []
+    problems = []
+    for model in request.models:
+        try:
+            effective, _ = for_model(protocol, model)
+        except ValueError:
+            continue  # reported by check_model_fields
+        user_error = "pretrained" in protocol.user_set and not _takes_pretrained(get_model_info(model))
+        if effective.pretrained and not user_error:  # a --set pretrained that cannot apply is reported above
+            problems += weights_problems(model, request.download)
+    return problems
+
+
+def weights_problems(model: str, download: bool) -> list[str]:
+    """One line per ImageNet weights file `model` needs and cannot have (fetching it when `download`)."""
+    from models.pretrained import MissingWeightsError, fetch, fetch_hint, local_path, required_weights
+
+    opt_out = "or opt out with --set pretrained=false (recorded as a deviation)"
+    try:
+        refs = required_weights(model)
+    except Exception as err:  # noqa: BLE001 - any builder failure here is a problem line, not a crash
+        return [f"{model}: cannot load ImageNet weights ({type(err).__name__}: {err}); {opt_out}"]
+    problems = []
+    for ref in refs:
+        if local_path(ref) is not None:
+            continue
+        if not download:
+            problems.append(f"{model}: ImageNet weights {ref} are not cached (dry run: not downloaded); "
+                            f"{fetch_hint(ref, model)}, {opt_out}")
+            continue
+        try:
+            fetch(ref, model)
+        except MissingWeightsError as err:
+            problems.append(f"{model}: {err}, {opt_out}")
+    return problems
+
+
+#: The checks `train` runs, in order. Append a function here to add one.
+CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_pretrained_weights)
+
+
+def run_checks(request: TrainRequest, checks: Sequence[Check] = CHECKS) -> list[str]:
+    """Every problem every check finds, in order."""
+    return [problem for check in checks for problem in check(request)]
