@@ -7,6 +7,7 @@ from torch import nn
 
 from benchmark import paper
 from benchmark.profiling.paper_flops import count_paper_flops, leaf_registrations, paper_flops_of
+from models import create_model
 
 
 def ops(model: nn.Module, size: int = 16, in_channels: int = 3, meta: bool = True) -> int:
@@ -146,3 +147,29 @@ def test_miniseg_matches_the_authors_counter():
 def test_conv_count_scales_with_the_input_area(size):
     net = nn.Conv2d(3, 8, 3, padding=1)
     assert ops(net, size) == 8 * 28 * size * size
+
+
+class WithAux(nn.Module):
+    """Our output contract: the auxiliary head runs in train mode only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = nn.Sequential(nn.Conv2d(3, 2, 1, bias=False), nn.BatchNorm2d(2))
+        self.aux = nn.Conv2d(2, 2, 1, bias=False)
+        self.seen_bn_training: list[bool] = []
+
+    def forward(self, x: torch.Tensor):
+        y = self.main(x)
+        self.seen_bn_training.append(self.main[1].training)
+        return (y, self.aux(y)) if self.training else y
+
+
+def test_aux_heads_are_counted_on_the_training_graph_with_inference_normalisation():
+    net = WithAux().eval()
+    main, aux = 2 * 3 * 16 * 16 + 2 * 16 * 16, 2 * 2 * 16 * 16
+    assert count_paper_flops(net, 16, meta=False).total == main
+    assert count_paper_flops(net, 16, meta=False, aux_heads=True).total == main + aux
+    assert net.seen_bn_training == [False, False]
+    assert not net.training and not net.main[1].training
+    assert paper_flops_of("miniseg").printed == "0.50"
+    assert paper_flops_of("miniseg").total > count_paper_flops(create_model("miniseg"), 512).total

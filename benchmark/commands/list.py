@@ -6,7 +6,8 @@ each row, counted the way Table 4 was counted (models built on the meta device, 
                  release's counter: K for MiniSeg, n/1e6 under 1M, n/1,024,000 from 1M), '='
                  where the printed strings are equal
   gflops         the printed GFLOPs, ours by the release's own counter (gflops_paper: conv
-                 MACs, BatchNorm/ReLU/pooling elements, Linear weights), '=' where equal at
+                 MACs, BatchNorm/ReLU/pooling elements, Linear weights) on the training model
+                 (auxiliary heads run, as the release's models ran them), '=' where equal at
                  two decimals
   counted        'network', or 'backbone' for MobileNet(v2) and ShuffleNet(v2), whose Table 4
                  figures are the backbone alone
@@ -88,12 +89,15 @@ def table4_rows(with_params: bool, pattern: str | None = None) -> list[dict]:
 
 def our_counts(name: str | None, paper_row: str) -> dict:
     """Our params (exact and in the paper's unit) and gflops_paper of the part Table 4 counted, with marks."""
+    from models import get_model_info
+
     from ..profiling.paper_flops import measure_registered
     from ..profiling.paper_rows import BACKBONE_NOTE, paper_counts
 
     if name is None:
         return {"counted": "not registered", "params": None, "params_ours": None, "gflops_ours": None}
-    counts = measure_registered(name, lambda model: paper_counts(model, paper_row))
+    aux_heads = get_model_info(name).has_aux
+    counts = measure_registered(name, lambda model: paper_counts(model, paper_row, aux_heads=aux_heads))
     gflops = counts["gflops_paper"]
     return {
         "counted": counts["counted"],

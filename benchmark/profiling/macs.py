@@ -40,6 +40,32 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
+def training_graph(model: nn.Module) -> Iterator[nn.Module]:
+    """The training model's forward (auxiliary heads run and returned) with normalisation and dropout as
+    in inference, for the block; every module's mode is restored after.
+
+    This is how the release counted its models: their eval forward still ran the auxiliary heads
+    (MiniSeg's pred2-4, ANN's dsn, DFN's border branch, Inf-Net's side maps), and Table 4 counts the
+    training model. Ours run auxiliary heads in train mode only, so train mode gives the same graph.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.train()
+    for module in model.modules():
+        if isinstance(module, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd)):
+            module.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def forward_mode(model: nn.Module, aux_heads: bool) -> contextlib.AbstractContextManager:
+    """`training_graph` when the auxiliary heads are to be counted, else plain eval mode."""
+    return training_graph(model) if aux_heads else eval_mode(model)
+
+
+@contextlib.contextmanager
 def _quiet_fvcore() -> Iterator[None]:
     """Silence fvcore's logger and the tracer's Python warnings (deprecations, TracerWarning)."""
     logger = logging.getLogger("fvcore")
@@ -228,16 +254,26 @@ class _AdaptivePoolFunction(TorchFunctionMode):
         return out
 
 
-def fvcore_macs_meta(model: nn.Module, input_shape: Sequence[int] = (1, 3, 512, 512)) -> int:
+@contextlib.contextmanager
+def fvcore_counter() -> Iterator[_FvcoreDispatch]:
+    """Record the forwards run in the block; `.live_total(outputs)` is then fvcore's count for `outputs`."""
+    dispatch = _FvcoreDispatch()
+    with _AdaptivePoolFunction(dispatch), dispatch:
+        yield dispatch
+
+
+def fvcore_macs_meta(
+    model: nn.Module, input_shape: Sequence[int] = (1, 3, 512, 512), *, aux_heads: bool = False
+) -> int:
     """fvcore's MAC count of one eval forward, from a forward on meta tensors (no memory, no arithmetic).
 
+    With `aux_heads`, of the training graph (`training_graph`): the convention of the paper's Table 4.
     A model on another device is counted through a meta copy (`meta.meta_copy`); one whose forward
     needs real values raises (count it with `fvcore_macs` instead).
     """
     from .meta import meta_copy, model_device
 
     net = model if model_device(model).type == "meta" else meta_copy(model)
-    dispatch = _FvcoreDispatch()
-    with eval_mode(net), torch.no_grad(), _AdaptivePoolFunction(dispatch), dispatch:
+    with forward_mode(net, aux_heads), torch.no_grad(), fvcore_counter() as counter:
         outputs = net(torch.empty(*input_shape, device="meta"))
-    return dispatch.live_total(outputs)
+    return counter.live_total(outputs)

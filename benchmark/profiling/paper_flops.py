@@ -1,7 +1,10 @@
 """The paper's "GFLOPs": the MiniSeg release's own counting convention, re-implemented with module hooks.
 
 The figures of the paper's Table 4 come from the release's simple summary (`full_code/SegModels/
-summary.py --mod simple`, model in eval mode, one 1x3x512x512 input). Its convention, as facts:
+summary.py --mod simple`, model in eval mode, one 1x3x512x512 input). The release's models ran their
+auxiliary heads in eval mode too; ours run them in train mode only, so a model with auxiliary heads is
+counted on its training graph with inference-mode normalisation (`macs.training_graph`). The
+counter's convention, as facts:
 
 - It walks the module tree from the model through `children()`, recursing into every child, and puts a
   forward hook on each *leaf* (a module without children) it reaches. A module instance registered
@@ -34,7 +37,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import torch
 from torch import nn
 
-from .macs import eval_mode
+from .macs import forward_mode
 from .meta import meta_copy, model_device
 
 log = logging.getLogger(__name__)
@@ -166,16 +169,13 @@ def counting_hooks(model: nn.Module, by_module: Counter, by_kind: Counter) -> It
             handle.remove()
 
 
-def _forward(model: nn.Module, inputs: torch.Tensor) -> None:
-    """One eval-mode forward without gradients."""
-    with eval_mode(model), torch.no_grad():
-        model(inputs)
-
-
 def count_paper_flops(
-    model: nn.Module, input_size: int = 512, in_channels: int = 3, *, meta: bool = True
+    model: nn.Module, input_size: int = 512, in_channels: int = 3, *, meta: bool = True, aux_heads: bool = False
 ) -> PaperFlops:
-    """The release's count of one eval forward on a 1 x in_channels x input_size x input_size input.
+    """The release's count of one forward on a 1 x in_channels x input_size x input_size input.
+
+    Eval mode; with `aux_heads` the training graph with inference-mode normalisation (`macs.training_graph`),
+    as the release counted its training models, whose eval forward still ran their auxiliary heads.
 
     With `meta` the forward runs on meta tensors (instant even for ResNet-101 nets at 512); a model
     whose forward cannot run on meta (data-dependent code, tensors kept outside its state) is then
@@ -184,30 +184,37 @@ def count_paper_flops(
     shape = (1, in_channels, input_size, input_size)
     device = model_device(model)
     if device.type == "meta":
-        return _count(model, torch.empty(shape, device="meta"))
+        return _count(model, torch.empty(shape, device="meta"), aux_heads)
     if meta:
         try:
-            return _count(meta_copy(model), torch.empty(shape, device="meta"))
+            return _count(meta_copy(model), torch.empty(shape, device="meta"), aux_heads)
         except Exception as err:  # noqa: BLE001 - meta is an optimisation; the real forward decides
             log.info("paper FLOPs of %s: meta forward failed (%s); counting on its device",
                      type(model).__name__, err)
-    return _count(model, torch.rand(shape, device=device))
+    return _count(model, torch.rand(shape, device=device), aux_heads)
 
 
-def _count(model: nn.Module, inputs: torch.Tensor) -> PaperFlops:
+def _count(model: nn.Module, inputs: torch.Tensor, aux_heads: bool) -> PaperFlops:
     """Hook, run one forward, unhook, and package the counts."""
+    return counted_forward(model, inputs, aux_heads)[0]
+
+
+def counted_forward(model: nn.Module, inputs: torch.Tensor, aux_heads: bool) -> tuple[PaperFlops, Any]:
+    """(the release's count, the outputs) of one forward of `model` on `inputs` (outputs for a counter
+    that shares the forward, such as `macs.fvcore_counter`)."""
     by_module: Counter = Counter()
     by_kind: Counter = Counter()
-    with counting_hooks(model, by_module, by_kind):
-        _forward(model, inputs)
+    with counting_hooks(model, by_module, by_kind), forward_mode(model, aux_heads), torch.no_grad():
+        outputs = model(inputs)
     ordered_kinds = {kind: by_kind[kind] for kind, _ in KINDS if kind in by_kind}
-    return PaperFlops(total=sum(by_kind.values()), by_kind=ordered_kinds, by_module=dict(by_module),
-                      device=str(inputs.device))
+    count = PaperFlops(total=sum(by_kind.values()), by_kind=ordered_kinds, by_module=dict(by_module),
+                       device=str(inputs.device))
+    return count, outputs
 
 
-def paper_gflops(model: nn.Module, input_size: int = 512, in_channels: int = 3) -> float:
+def paper_gflops(model: nn.Module, input_size: int = 512, in_channels: int = 3, *, aux_heads: bool = False) -> float:
     """The paper's GFLOPs of `model` at input_size x input_size (the release's counter, total / 1e9)."""
-    return count_paper_flops(model, input_size, in_channels).gflops
+    return count_paper_flops(model, input_size, in_channels, aux_heads=aux_heads).gflops
 
 
 def measure_registered(name: str, measure: Callable[[nn.Module], T], **kwargs: Any) -> T:
@@ -225,8 +232,12 @@ def measure_registered(name: str, measure: Callable[[nn.Module], T], **kwargs: A
 
 
 def paper_flops_of(name: str, input_size: int = 512, **kwargs: Any) -> PaperFlops:
-    """The release's count of registered model `name` (see `measure_registered`)."""
-    return measure_registered(name, lambda model: count_paper_flops(model, input_size), **kwargs)
+    """The release's count of registered model `name` as Table 4 counted it: the training model, its
+    auxiliary heads included (see `measure_registered`, `macs.training_graph`)."""
+    from models import get_model_info
+
+    aux_heads = get_model_info(name).has_aux
+    return measure_registered(name, lambda model: count_paper_flops(model, input_size, aux_heads=aux_heads), **kwargs)
 
 
 def paper_gflops_of(name: str, input_size: int = 512, **kwargs: Any) -> float:

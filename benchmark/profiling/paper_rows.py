@@ -9,10 +9,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import torch
 from torch import nn
 
 from .._format import paper_unit_params
-from .paper_flops import count_paper_flops
+from .macs import fvcore_counter
+from .meta import meta_copy, model_device
+from .paper_flops import count_paper_flops, counted_forward
 from .params import count_params
 
 BACKBONE_NOTE = "Table 4 counted the backbone alone"
@@ -45,18 +48,27 @@ def counted_part(model: nn.Module, paper_name: str | None) -> tuple[nn.Module | 
     return (backbone, "backbone") if backbone is not None else (None, NO_BACKBONE)
 
 
-def paper_counts(model: nn.Module, paper_name: str | None, input_size: int = 512) -> dict[str, Any]:
+def paper_counts(
+    model: nn.Module, paper_name: str | None, input_size: int = 512, *, aux_heads: bool = False,
+    with_fvcore: bool = False,
+) -> dict[str, Any]:
     """params, params in the paper's unit and gflops_paper of the part Table 4 counted for `paper_name`.
 
-    `counted` says which part ("network", "backbone") or why none could be counted.
+    `counted` says which part ("network", "backbone") or why none could be counted; `aux_heads`
+    (the model has auxiliary heads) counts the whole network's training graph, as the release did.
+    `with_fvcore` adds fvcore's GMACs of the same graph (`fvcore_gmacs`: fvcore's rules, counted on meta
+    tensors in the same forward).
     """
     part, counted = counted_part(model, paper_name)
     if part is None:
-        return {"counted": counted, "params": None, "params_paper_unit": None, "gflops_paper": None}
+        return {"counted": counted, "params": None, "params_paper_unit": None, "gflops_paper": None,
+                **({"fvcore_gmacs": None} if with_fvcore else {})}
     params = count_params(part)
-    return {
-        "counted": counted,
-        "params": params,
-        "params_paper_unit": paper_unit_params(params),
-        "gflops_paper": count_paper_flops(part, input_size).gflops,
-    }
+    aux_heads = aux_heads and part is model
+    out: dict[str, Any] = {"counted": counted, "params": params, "params_paper_unit": paper_unit_params(params)}
+    if not with_fvcore:
+        return {**out, "gflops_paper": count_paper_flops(part, input_size, aux_heads=aux_heads).gflops}
+    net = part if model_device(part).type == "meta" else meta_copy(part)
+    with fvcore_counter() as fvcore:
+        paper, outputs = counted_forward(net, torch.empty(1, 3, input_size, input_size, device="meta"), aux_heads)
+    return {**out, "gflops_paper": paper.gflops, "fvcore_gmacs": fvcore.live_total(outputs) / 1e9}

@@ -77,7 +77,7 @@ def profile_model(
         "params_active": active_params(model, probe_shape, device),
         "input_size": [3, side, side],
         **_mac_fields(model, (1, 3, side, side), device),
-        **_paper_flop_fields(model, side, info.paper_name),
+        **_paper_flop_fields(model, side, info.paper_name, info.has_aux),
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(device),
         "timings": [],
@@ -107,12 +107,15 @@ def _mac_fields(model: torch.nn.Module, input_shape: Sequence[int], device: torc
             "flop_counter_gmacs": macs.flop_counter_gmacs, "mac_error": None}
 
 
-def _paper_flop_fields(model: torch.nn.Module, side: int, paper_name: str | None) -> dict[str, Any]:
-    """gflops_paper (the release's counter, Table 4's convention); for a row whose Table 4 figures are the
-    backbone's alone, also params_backbone and gflops_paper_backbone (None when no backbone is exposed)."""
+def _paper_flop_fields(
+    model: torch.nn.Module, side: int, paper_name: str | None, aux_heads: bool = False
+) -> dict[str, Any]:
+    """gflops_paper (the release's counter on the training model, aux heads included: Table 4's convention);
+    for a row whose Table 4 figures are the backbone's alone, also params_backbone and gflops_paper_backbone
+    (None when no backbone is exposed)."""
     fields: dict[str, Any] = {"gflops_paper": None, "gflops_paper_error": None}
     try:
-        fields["gflops_paper"] = count_paper_flops(model, side).gflops
+        fields["gflops_paper"] = count_paper_flops(model, side, aux_heads=aux_heads).gflops
     except Exception as err:  # noqa: BLE001 - recorded; the other counts and timings still stand
         fields["gflops_paper_error"] = error_text(err)
     part, counted = counted_part(model, paper_name)
