@@ -95,9 +95,12 @@ def fixture_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_run(results, "synthetic", "miniseg", fold, 90.0 + fold)
     write_eval(results)
     cpu_timing = [{"mode": "eager", "method": "perf_counter", "batch_size": 1, "throughput_img_s": 12.345}]
-    write_profile(results, "cpu-test-2t", "miniseg", 82912, 0.5123, cpu_timing)
+    write_profile(results, "cpu-test-2t", "miniseg", 82912, 0.5123, cpu_timing, gflops_paper=0.50174)
     write_profile(results, "cpu-test-2t", "enet", 360000, 2.0, cpu_timing)
-    write_profile(results, "gpu-test", "miniseg", 82912, 0.5123, [], throughput_img_s_bs30=1837.04)
+    write_profile(results, "gpu-test", "miniseg", 82912, 0.5123, [], throughput_img_s_bs30=1837.04, gflops_paper=0.50174)
+    write_profile(results, "cpu-test-2t", "mobilenet", 4274626, 4.1, [], gflops_paper=3.9, paper_counted="backbone",
+                  params_backbone=3206976, gflops_paper_backbone=3.0187)
+    write_profile(results, "cpu-test-2t", "unext", 1471506, 1.98, [], gflops_paper=1.9)
     return results
 
 
@@ -196,15 +199,36 @@ def test_table5_csv_missing_is_empty(report_dir: Path):
 def test_table4_devices_and_paper_values(fixture_results: Path, report_dir: Path):
     tf = efficiency_file(load_results(fixture_results))
     table = tf.tables[0]
+    assert table.headers[3:12] == ["Counted", "Params paper", "Params ours", "Params agree", "GFLOPs paper",
+                                   "GFLOPs ours", "GFLOPs agree", "GMACs fvcore", "FPS paper"]
     assert table.headers[-2:] == ["img/s cpu-test-2t", "img/s gpu-test"]
     rows = {r[0].text + "/" + r[1].text: [c.text for c in r] for r in table.rows}
-    assert rows["MiniSeg/miniseg"][3:] == ["82.91K", "82.91K", "0.500", "0.512", "516.3", "12.3 (bs1)", "1,837.0"]
+    assert rows["MiniSeg/miniseg"][3:] == ["network", "82.91K", "82.91K", "yes", "0.50", "0.50", "yes", "0.512",
+                                           "516.3", "12.3 (bs1)", "1,837.0"]
+    assert rows["ENet/enet"][3:10] == ["network", "0.36M", "0.36M", "yes", "1.92", MISSING, MISSING]
     assert rows["ENet/enet"][-1] == MISSING and rows["ENet/enet"][-2] == "12.3 (bs1)"
-    assert rows["U-Net/" + MISSING][4:] == [MISSING, "65.73", MISSING, "57.3", MISSING, MISSING]
+    # Table 4 counted MobileNet's backbone alone: ours is the backbone's; fvcore's GMACs stay the whole network's
+    assert rows["MobileNet/mobilenet"][3:11] == ["backbone", "3.13M", "3.13M", "yes", "3.02", "3.02", "yes", "4.10"]
+    assert rows["U-Net/" + MISSING][3:] == [MISSING, "8.43M", MISSING, MISSING, "65.73", MISSING, MISSING, MISSING,
+                                            "57.3", MISSING, MISSING]
+    assert "unext" not in {r[1].text for r in table.rows}
+    assert any("release's own counter" in n for n in tf.notes) and any("GMACs fvcore" in n for n in tf.notes)
     csv_rows = _csv_rows((report_dir / "tables" / "table4_efficiency.csv").read_text())
     mini = next(r for r in csv_rows if r["model"] == "miniseg")
     assert mini["img_s_gpu-test"] == "1837.0400" and mini["batch_size_cpu-test-2t"] == "1"
-    assert mini["paper_params"] == "82910" and mini["params"] == "82912"
+    assert mini["paper_params"] == "82910" and mini["params"] == "82912" and mini["params_paper_unit"] == "82.91K"
+    assert (mini["gflops_paper"], mini["gflops_agree"], mini["gmacs_fvcore"]) == ("0.5017", "yes", "0.5123")
+    mobile = next(r for r in csv_rows if r["model"] == "mobilenet")
+    assert (mobile["counted"], mobile["params"], mobile["params_counted"]) == ("backbone", "4274626", "3206976")
+    md = (report_dir / "tables" / "table4_efficiency.md").read_text()
+    assert "## Since the paper" in md
+
+
+def test_table4_since_the_paper_section(fixture_results: Path):
+    since = efficiency_file(load_results(fixture_results)).tables[1]
+    assert since.key == "since_paper" and since.title.startswith("Since the paper")
+    row = [c.text for c in since.rows[0]]
+    assert row[:7] == ["unext", "1.44M", "1.90", "1.98", "1.47M", "0.570", "256x256"]
 
 
 def test_miniseg_rows_table(report_dir: Path):
@@ -277,7 +301,7 @@ def test_index_html_structure(report_dir: Path):
     text = (report_dir / "index.html").read_text()
     parser = _PageParser()
     parser.feed(text)
-    assert parser.tables == ["efficiency", "miniseg", "CT100", "P9", "P20", "P1110", "synthetic", "CT100", "synthetic",
+    assert parser.tables == ["efficiency", "since_paper", "miniseg", "CT100", "P9", "P20", "P1110", "synthetic", "CT100", "synthetic",
                              "CT100", "synthetic"]
     assert sorted(parser.imgs) == sorted(f"figures/{p.name}" for p in (report_dir / "figures").glob("*.png"))
     for link in parser.links:  # no external resources: every reference is a local file or an anchor

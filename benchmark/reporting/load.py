@@ -64,6 +64,11 @@ class Profile:
     throughput_img_s: float | None
     batch_size: int | None
     latency_ms_bs1: float | None
+    # The paper's Table 4 convention (the release's counter); for its backbone-only rows, the backbone's counts.
+    gflops_paper: float | None = None
+    paper_counted: str | None = None
+    params_backbone: int | None = None
+    gflops_paper_backbone: float | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +330,9 @@ def load_profiles(results: Path) -> list[Profile]:
             gmacs=number(rec.get("gmacs")), input_side=_input_side(rec.get("input_size")),
             throughput_img_s=throughput, batch_size=batch,
             latency_ms_bs1=number(rec.get("latency_ms_bs1")),
+            gflops_paper=number(rec.get("gflops_paper")), paper_counted=rec.get("paper_counted"),
+            params_backbone=_int_or_none(rec.get("params_backbone")),
+            gflops_paper_backbone=number(rec.get("gflops_paper_backbone")),
         ))
     return profiles
 

@@ -382,16 +382,43 @@ def per_fold_file(results: Results) -> TableFile:
 
 # --- Table 4: efficiency -----------------------------------------------------------------------
 
+#: ModelInfo.family of the lightweight nets published after the paper (their own section of Table 4).
+SINCE_PAPER_FAMILY = "post2021"
+
+
+def _side_suffix(side: int | None) -> str:
+    """' (N²)' for a count made at another input side than the paper's 512."""
+    return f" ({side}²)" if side and side != 512 else ""
+
+
 def _gmacs_text(profile: Profile | None, input_side: int | None) -> str:
     if profile is None or profile.gmacs is None:
         return MISSING
-    suffix = f" ({input_side}²)" if input_side and input_side != 512 else ""
-    return fmt_gmacs(profile.gmacs) + suffix
+    return fmt_gmacs(profile.gmacs) + _side_suffix(input_side)
 
 
-def efficiency_file(results: Results) -> TableFile:
-    """Table 4: params, GMACs and throughput per measured device beside the paper's params, GFLOPs, FPS."""
-    devices = results.devices
+def _counted(method: str | None, prof: Profile | None) -> tuple[str | None, int | None, float | None]:
+    """(part counted, our params, our gflops_paper) compared with a Table 4 row: the backbone alone for the
+    rows Table 4 printed that way, else the whole training model."""
+    from ..profiling.paper_rows import backbone_only_rows
+
+    if method in backbone_only_rows():
+        if prof is None or prof.params_backbone is None:
+            return "backbone", None, None
+        return "backbone", prof.params_backbone, prof.gflops_paper_backbone
+    return "network", prof.params if prof else None, prof.gflops_paper if prof else None
+
+
+def _agree(ours: str | None, paper_text: str | None, comparable: bool = True) -> str:
+    """'yes' / 'no' where both figures exist (and were counted at 512), else the missing mark."""
+    if ours is None or paper_text is None or not comparable:
+        return MISSING
+    return "yes" if ours == paper_text else "no"
+
+
+def _paper_rows(results: Results) -> tuple[list[tuple[Any, str | None]], list[str]]:
+    """(Table 4 row or None, our model) pairs in the paper's order, then our other models; and the models of
+    the families published since the paper (kept for their own table)."""
     trained = {e.model for e in results.entries if e.kind == "run" and e.model}
     models = sorted({p.model for p in results.profiles} | trained)
     paper_by_name = {}
@@ -405,44 +432,146 @@ def efficiency_file(results: Results) -> TableFile:
         matched: list[str | None] = [m for m in models if paper_by_name.get(m) == ref.method]
         pairs += [(ref, m) for m in matched or [None]]
     known = {ref.method for ref in paper_efficiency()}
-    pairs.extend((None, m) for m in models if paper_by_name.get(m) not in known)
-    headers = ["Method (paper)", "Ours", "Backbone", "Params paper", "Params", "GMACs paper", "GMACs", "FPS paper"]
+    others = [m for m in models if paper_by_name.get(m) not in known]
+    since = [m for m in others if _family(m) == SINCE_PAPER_FAMILY]
+    pairs.extend((None, m) for m in others if m not in since)
+    return pairs, since
+
+
+def _family(model: str) -> str | None:
+    """The registry's family of `model` (None for a name the registry does not know)."""
+    from models import get_model_info
+
+    try:
+        return get_model_info(model).family
+    except KeyError:
+        return None
+
+
+def _throughput_cells(model: str | None, results: Results, record: dict[str, Any]) -> list[Cell]:
+    """img/s per measured device (batch shown where not 30); the values go into `record` too."""
+    cells = []
+    for device in results.devices:
+        dev = next((p for p in results.profiles if p.model == model and p.device == device), None)
+        rate, batch = (dev.throughput_img_s, dev.batch_size) if dev else (None, None)
+        cells.append(Cell(fmt_rate(rate) + (f" (bs{batch})" if rate is not None and batch != 30 else "")))
+        record.update({f"img_s_{device}": rate, f"batch_size_{device}": batch})
+    return cells
+
+
+def _efficiency_row(ref: Any, model: str | None, results: Results) -> tuple[list[Cell], dict[str, Any]]:
+    """One Table 4 line: the paper's figures, ours in the paper's unit and convention, fvcore, throughput."""
+    from .._format import paper_unit_params, printed_params
+
+    prof = results.profile_of(model)
+    side = prof.input_side if prof else None
+    counted, params, gflops = _counted(ref.method if ref else None, prof)
+    params_text = paper_unit_params(params) if params is not None else None
+    paper_params = printed_params(ref.params) if ref else None
+    gflops_text = f"{gflops:.2f}" if gflops is not None else None
+    paper_gflops = f"{ref.gmacs:.2f}" if ref else None
+    at_512 = not side or side == 512
+    row = [Cell(ref.method if ref else MISSING), Cell(model or MISSING), Cell((ref.backbone if ref else None) or MISSING),
+           Cell(counted if model else MISSING),
+           Cell(paper_params or MISSING), Cell(params_text or MISSING), Cell(_agree(params_text, paper_params)),
+           Cell(paper_gflops or MISSING), Cell((gflops_text + _side_suffix(side)) if gflops_text else MISSING),
+           Cell(_agree(gflops_text, paper_gflops, at_512)),
+           Cell(_gmacs_text(prof, side)), Cell(fmt_rate(ref.fps if ref else None))]
+    record: dict[str, Any] = {
+        "method": ref.method if ref else None, "model": model, "backbone": ref.backbone if ref else None,
+        "counted": counted if model else None,
+        "paper_params": ref.params if ref else None, "paper_params_printed": paper_params,
+        "params": prof.params if prof else None, "params_inference": prof.params_inference if prof else None,
+        "params_counted": params, "params_paper_unit": params_text, "params_agree": _agree(params_text, paper_params),
+        "paper_gflops": ref.gmacs if ref else None, "gflops_paper": gflops,
+        "gflops_agree": _agree(gflops_text, paper_gflops, at_512), "gmacs_fvcore": prof.gmacs if prof else None,
+        "input_size": side, "paper_fps": ref.fps if ref else None,
+    }
+    row += _throughput_cells(model, results, record)
+    return row, record
+
+
+EFFICIENCY_NOTES = [
+    "Params: the paper's #Param as printed, ours in the paper's unit (the release's counter printed thousands; "
+    "the paper gives MiniSeg in K, models under 1M params as params/1e6 M and larger ones as params/1,024,000 M); "
+    "agree = the same printed string.",
+    "GFLOPs: the paper's figure and ours by the release's own counter (gflops_paper: conv multiply-accumulates "
+    "+1 per output for a bias, one op per BatchNorm/ReLU input and per pooling-window element, Linear weights; "
+    "PReLU, upsampling and functional ops not counted, a module held by two parents counted twice) on the "
+    "training model with its auxiliary heads, at 1x3x512x512; agree = equal at two decimals.",
+    "GMACs fvcore: fvcore's multiply-accumulates of our whole network's eval forward, a separate and more "
+    "complete count; not the paper's convention.",
+    "Counted: 'backbone' where Table 4 counted the backbone alone (MobileNet, MobileNetv2, ShuffleNet, "
+    "ShuffleNetv2); our params and GFLOPs there are the backbone's, fvcore's GMACs the whole network's.",
+    "FPS: the paper's, on a TITAN RTX at batch 30; ours img/s eager fp32 at batch 30 unless another batch is "
+    "shown (bsN). (N²): counted at another input side. — : not measured.",
+]
+
+
+def efficiency_file(results: Results) -> TableFile:
+    """Table 4: the paper's params, GFLOPs and FPS beside ours in the paper's units and counting convention,
+    fvcore's GMACs and the throughput per measured device; models published since the paper in their own table."""
+    devices = results.devices
+    pairs, since = _paper_rows(results)
+    headers = ["Method (paper)", "Ours", "Backbone", "Counted", "Params paper", "Params ours", "Params agree",
+               "GFLOPs paper", "GFLOPs ours", "GFLOPs agree", "GMACs fvcore", "FPS paper"]
     headers += [f"img/s {d}" for d in devices]
     rows, records = [], []
     for ref, model in pairs:
-        prof = results.profile_of(model)
-        side = prof.input_side if prof else None
-        row = [Cell(ref.method if ref else MISSING), Cell(model or MISSING),
-               Cell((ref.backbone if ref else None) or MISSING),
-               Cell(fmt_params(ref.params if ref else None)), Cell(fmt_params(prof.params if prof else None)),
-               Cell(fmt_gmacs(ref.gmacs) if ref else MISSING), Cell(_gmacs_text(prof, side)),
-               Cell(fmt_rate(ref.fps if ref else None))]
-        record: dict[str, Any] = {
-            "method": ref.method if ref else None, "model": model, "backbone": ref.backbone if ref else None,
-            "paper_params": ref.params if ref else None, "params": prof.params if prof else None,
-            "params_inference": prof.params_inference if prof else None,
-            "paper_gmacs": ref.gmacs if ref else None, "gmacs": prof.gmacs if prof else None,
-            "input_size": side, "paper_fps": ref.fps if ref else None,
-        }
-        for device in devices:
-            dev = next((p for p in results.profiles if p.model == model and p.device == device), None)
-            rate, batch = (dev.throughput_img_s, dev.batch_size) if dev else (None, None)
-            row.append(Cell(fmt_rate(rate) + (f" (bs{batch})" if rate is not None and batch != 30 else "")))
-            record.update({f"img_s_{device}": rate, f"batch_size_{device}": batch})
+        row, record = _efficiency_row(ref, model, results)
         rows.append(row)
         records.append(record)
-    columns = ["method", "model", "backbone", "paper_params", "params", "params_inference", "paper_gmacs", "gmacs",
-               "input_size", "paper_fps"] + [f"{k}_{d}" for d in devices for k in ("img_s", "batch_size")]
-    notes = [
-        "Paper: #Param of the training model, GFLOPs counted as multiply-accumulates (= GMACs) at 1x3x512x512, "
-        "FPS on a TITAN RTX at batch 30. Ours: the same counts (fvcore) at 512x512 unless the input side is "
-        "shown (N²); img/s eager fp32 at batch 30 unless another batch is shown (bsN). — : not measured.",
-    ]
+    columns = ["method", "model", "backbone", "counted", "paper_params", "paper_params_printed", "params",
+               "params_inference", "params_counted", "params_paper_unit", "params_agree", "paper_gflops",
+               "gflops_paper", "gflops_agree", "gmacs_fvcore", "input_size", "paper_fps"]
+    columns += [f"{k}_{d}" for d in devices for k in ("img_s", "batch_size")]
+    notes = list(EFFICIENCY_NOTES)
     if devices:
         notes.append("Devices: " + "; ".join(f"{d} = {_device_name(d, results)}" for d in devices) + ".")
-    table = Table("efficiency", "Table 4: efficiency beside the paper", headers,
-                  [False, False, False] + [True] * (5 + len(devices)), rows, ours=[m is not None for _, m in pairs])
-    return TableFile("table4_efficiency", "Table 4: efficiency", [table], columns, records, notes)
+    numeric = [False] * 4 + [True, True, False, True, True, False, True, True] + [True] * len(devices)
+    tables = [Table("efficiency", "Table 4: efficiency beside the paper", headers, numeric, rows,
+                    ours=[m is not None for _, m in pairs])]
+    if since:
+        table, since_records = since_paper_table(since, results)
+        tables.append(table)
+        records += since_records
+        columns += ["reported_params", "reported_gmacs", "reported_input"]
+    return TableFile("table4_efficiency", "Table 4: efficiency", tables, columns, records, notes)
+
+
+def since_paper_table(models: Sequence[str], results: Results) -> tuple[Table, list[dict[str, Any]]]:
+    """Lightweight nets published since the paper: our counts in Table 4's conventions beside their own papers'."""
+    from models import get_model_info
+
+    from .._format import paper_unit_params
+
+    headers = ["Model", "Params ours", "GFLOPs ours", "GMACs fvcore", "Params reported", "GMACs reported",
+               "Reported at"] + [f"img/s {d}" for d in results.devices]
+    rows, records = [], []
+    for model in models:
+        info, prof = get_model_info(model), results.profile_of(model)
+        side = prof.input_side if prof else None
+        params, gflops = (prof.params, prof.gflops_paper) if prof else (None, None)
+        record: dict[str, Any] = {
+            "method": None, "model": model, "counted": "network", "params": params,
+            "params_paper_unit": paper_unit_params(params) if params is not None else None, "gflops_paper": gflops,
+            "gmacs_fvcore": prof.gmacs if prof else None, "input_size": side,
+            "reported_params": info.reported_params, "reported_gmacs": info.reported_gmacs,
+            "reported_input": info.reported_input,
+        }
+        row = [Cell(model), Cell(record["params_paper_unit"] or MISSING),
+               Cell(f"{gflops:.2f}{_side_suffix(side)}" if gflops is not None else MISSING),
+               Cell(_gmacs_text(prof, side)), Cell(fmt_params(info.reported_params)),
+               Cell(fmt_gmacs(info.reported_gmacs)), Cell(info.reported_input or MISSING)]
+        row += _throughput_cells(model, results, record)
+        rows.append(row)
+        records.append(record)
+    notes = ["Published after the paper. Ours: params in the paper's unit, GFLOPs by the release's counter and "
+             "fvcore's GMACs, all at 512x512 for 2 classes; reported: the figures of each model's own paper, at "
+             "its own input size and class count."]
+    numeric = [False, True, True, True, True, True, False] + [True] * len(results.devices)
+    return Table("since_paper", "Since the paper: lightweight nets published after 2021", headers, numeric, rows,
+                 notes, ours=[True] * len(rows)), records
 
 
 def _device_name(device: str, results: Results) -> str:
