@@ -160,3 +160,33 @@ def test_dry_run_json_prints_each_jobs_recipe(tmp_path, capsys):
     for recipe in rows.values():
         assert {"passes", "lr", "batch_size", "epochs", "normalization", "pretrained", "loss", "aux_weights",
                 "protocol_exception"} <= set(recipe) and recipe["base_size"] == 64
+
+
+def _record(preset: str, model: str, assignments: tuple[str, ...] = ()) -> dict:
+    """The parts of a run record that say how it was trained."""
+    effective, exception = for_model(get_protocol(preset, assignments), model)
+    return {"protocol": effective.to_dict(), "protocol_exception": exception,
+            "data": {"size_px": effective.base_size, "score_size_px": 512}}
+
+
+def test_report_markers_tell_the_presets_apart_and_index_html_has_the_full_text():
+    from benchmark.reporting.html import recipes_html
+    from benchmark.reporting.load import Entry, Results, recipe_marker, recipe_note
+
+    assert recipe_marker(_record("paper", "miniseg")) == "paper"
+    assert recipe_marker(_record("paper", "unet")) == "paper, train_bl.py"
+    assert recipe_marker(_record("uniform", "unet")) == "uniform"
+    assert recipe_marker(_record("fast", "smp-unet-resnet34", ("base_size=128",))) == "fast, uniform recipe, base_size=128"
+    assert recipe_marker(_record("paper", "shufflenet-g3")) == "paper, trainPretrain.py*"
+    assert recipe_marker(_record("paper", "pspnet-resnet101", ("pretrained=false",))) == \
+        "paper, trainPretrain.py, pretrained=False"
+    note = recipe_note(_record("paper", "pspnet-resnet101", ("pretrained=false",)))
+    assert note.startswith("preset paper; PSPNet as the authors trained it (full_code/trainPretrain.py)")
+    assert note.endswith("set with --set: pretrained=False")
+    old = {"protocol": {"name": "fast", "differs_from_preset": []}, "data": {"size_px": 128}}
+    assert "scored on 128 px masks" in recipe_note(old)
+    entry = Entry("CT100", "unet", "run", "unet", "U-Net", "trained (uniform)", (),
+                  recipe_notes=(recipe_note(_record("uniform", "unet")),))
+    html = recipes_html(Results((entry,), (), 1, 0))
+    assert "CT100 / unet</strong> (trained (uniform)): preset uniform; the preset&#x27;s base recipe" in html
+    assert "so not the paper's own numbers" in html

@@ -76,10 +76,26 @@ def summary_html(results: Results) -> str:
             "rows with a result of ours are shaded blue, the best values bold.</p>")
 
 
+def recipes_html(results: Results) -> str:
+    """Every trained row's preset, recipe and deviations in full (the tables show a short marker)."""
+    items = [f"<li><strong>{escape(e.dataset)} / {escape(e.label)}</strong> ({escape(e.detail)}): "
+             + " | ".join(escape(n) for n in e.recipe_notes) + "</li>"
+             for e in sorted(results.entries, key=lambda e: e.sort_key) if e.kind == "run" and e.recipe_notes]
+    legend = ('<p class="note">Each trained row\'s Source says <em>trained (preset, …)</em>: <em>paper</em> = each '
+              "paper row as its authors trained it (MiniSeg: the release's train.py; other rows: their full_code "
+              "script, named after the preset); <em>uniform</em> = MiniSeg's recipe for every model, so not the "
+              "paper's own numbers; <em>fast</em>, <em>smoke</em> = shortened <em>paper</em>; <em>uniform recipe</em> "
+              "= a model without a paper row; key=value = set with --set; * = a deviation of the row's recipe "
+              "(below).</p>")
+    body = f"<ul>\n{chr(10).join(items)}\n</ul>" if items else '<p class="note">No trained rows.</p>'
+    return f'<section id="recipes">\n<h2>Training recipes</h2>\n{legend}\n{body}\n</section>'
+
+
 def page(results: Results, table_files: Sequence[TableFile], figures: Sequence[FigureSpec]) -> str:
     """The whole page as one string (deterministic: no dates, no absolute paths)."""
     nav = [f'<a href="#{tf.stem}">{escape(tf.title.split(":")[0])}</a>' for tf in table_files]
     nav.insert(3, '<a href="#figures">Figures</a>')
+    nav.append('<a href="#recipes">Training recipes</a>')
     sections = [table_file_html(tf, collapsed=tf.stem == "per_fold") for tf in table_files]
     figs = "\n".join(figure_html(f) for f in figures)
     return "\n".join([
@@ -88,5 +104,5 @@ def page(results: Results, table_files: Sequence[TableFile], figures: Sequence[F
         "<title>MiniSeg-Bench report</title>", f"<style>\n{CSS}\n</style>", "</head>", "<body>",
         "<header><h1>MiniSeg-Bench report</h1>", summary_html(results), f"<nav>{' '.join(nav)}</nav></header>",
         *sections[:3], f'<section id="figures">\n<h2>Figures</h2>\n{figs}\n</section>', *sections[3:],
-        "</body>", "</html>",
+        recipes_html(results), "</body>", "</html>",
     ]) + "\n"

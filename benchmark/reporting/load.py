@@ -43,6 +43,7 @@ class Entry:
     folds: tuple[FoldResult, ...]
     histories: dict[int, list[dict]] = field(default_factory=dict)
     failed: tuple[str, ...] = ()
+    recipe_notes: tuple[str, ...] = ()  # runs: the preset, recipe and deviations in full (index.html)
 
     @property
     def sort_key(self) -> tuple[str, str, str]:
@@ -178,6 +179,43 @@ def _protocol_name(protocol: Any) -> str | None:
     return protocol if isinstance(protocol, str) else None
 
 
+def recipe_marker(rec: dict) -> str | None:
+    """The short label of a run's recipe for tables: the preset and --set changes, then the authors' script
+    the row's recipe comes from ('paper, train_bl.py'), 'uniform recipe' for a model without a paper row under
+    a paper-based preset, and '*' when the record lists a deviation of its own (full text: `recipe_note`)."""
+    name = _protocol_name(rec.get("protocol"))
+    exception = rec.get("protocol_exception")
+    if name is None or not isinstance(exception, dict):
+        return name
+    protocol = rec["protocol"] if isinstance(rec.get("protocol"), dict) else {}
+    preset, _, changed = name.partition(", ")
+    parts = [preset]
+    if exception.get("recipe") == "paper" and isinstance(exception.get("script"), str):
+        parts.append(exception["script"].rsplit("/", 1)[-1])
+    elif exception.get("recipe") == "uniform" and protocol.get("recipes", "paper") != "uniform":
+        parts.append("uniform recipe")
+    standing = [d for d in exception.get("deviations") or [] if isinstance(d, str) and "set with --set" not in d]
+    return ", ".join(parts + ([changed] if changed else [])) + ("*" if standing else "")
+
+
+def recipe_note(rec: dict) -> str | None:
+    """A run's recipe in full: preset, where the recipe comes from, what deviates, how the test fold was scored."""
+    protocol = rec.get("protocol") if isinstance(rec.get("protocol"), dict) else None
+    if protocol is None or not isinstance(protocol.get("name"), str):
+        return None
+    exception = rec.get("protocol_exception")
+    text = exception.get("text") if isinstance(exception, dict) else None
+    parts = [f"preset {protocol['name']}", text or "the preset's base recipe (MiniSeg's, the release's train.py)"]
+    differs = protocol.get("differs_from_preset")
+    changed = [f"{k}={protocol.get(k)}" for k in differs if isinstance(k, str)] if isinstance(differs, list) else []
+    if changed:
+        parts.append("set with --set: " + ", ".join(changed))
+    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    if "score_size_px" not in data and data.get("size_px"):
+        parts.append(f"scored on {data['size_px']} px masks (an older record: not the ground truth's grid)")
+    return "; ".join(parts)
+
+
 def _history(raw: Any) -> list[dict]:
     """Per-epoch rows {epoch, train_loss, dsc}; missing values stay None."""
     rows = []
@@ -199,6 +237,7 @@ class _RunGroup:
     histories: dict[int, list[dict]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     protocols: set[str] = field(default_factory=set)
+    notes: set[str] = field(default_factory=set)
     recorded_paper_name: str | None = None
 
 
@@ -206,9 +245,12 @@ def _add_run(group: _RunGroup, rec: dict, fold: int) -> None:
     """Fold one run record into its group: a finished fold, or a failure with its reason."""
     info = rec.get("model_info") if isinstance(rec.get("model_info"), dict) else {}
     group.recorded_paper_name = group.recorded_paper_name or info.get("paper_name")
-    protocol = _protocol_name(rec.get("protocol"))
+    protocol = recipe_marker(rec)
     if protocol:
         group.protocols.add(protocol)
+    note = recipe_note(rec)
+    if note:
+        group.notes.add(note)
     final = rec.get("final") if isinstance(rec.get("final"), dict) else {}
     paper, strict = metric_dict(final.get("paper")), metric_dict(final.get("strict"))
     if rec.get("status", "done") != "done" or not (paper or strict):
@@ -236,7 +278,7 @@ def load_runs(results: Path) -> tuple[list[Entry], int]:
             paper_name=model_paper_name(model, group.recorded_paper_name),
             detail=f"trained ({'; '.join(sorted(group.protocols)) or 'protocol unknown'})",
             folds=tuple(sorted(group.folds, key=lambda f: f.fold)), histories=group.histories,
-            failed=tuple(sorted(group.failed)),
+            failed=tuple(sorted(group.failed)), recipe_notes=tuple(sorted(group.notes)),
         ))
     return entries, len(paths)
 

@@ -265,6 +265,10 @@ ACCURACY_NOTES = [
     "n.s. = not significant, — = not compared (no per-slice results, or an incomplete entry).",
     "Bold: the best of our rows and the best paper row per column (HD: lowest), where a column has "
     "two values or more. — : no result.",
+    "Source of a trained row: trained (preset, …). paper = each row as its authors trained it (the script "
+    "named, e.g. train_bl.py; MiniSeg: the release's train.py); uniform = MiniSeg's recipe for every model, "
+    "not the paper's protocol; fast / smoke = shortened paper; key=value = set with --set; * = a deviation "
+    "of the row's recipe. index.html lists every row's recipe in full.",
 ]
 
 
