@@ -17,9 +17,14 @@ def resolve_device(name: str | None = None) -> torch.device:
     """`None`/'auto' -> cuda when available, else cpu; anything else as given."""
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    from .errors import BadValue, Unavailable
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:  # torch's text lists the device types it knows
+        raise BadValue(f"--device {name!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise Unavailable("--device cuda asked for, but torch sees no CUDA device")
     return device
 
 

@@ -1,5 +1,8 @@
 """Checks `train` runs before its first job: a problem found here stops the run before anything trains.
 
+`evaluate` runs the input checks (`evaluate_problems`: dataset, folds, model, weights or maps, results
+folder) the same way before it scores anything.
+
 Each check takes the `TrainRequest` and returns one line per problem (empty when all is well), so a
 new check is one function appended to `CHECKS`. `run_checks` runs them in order; a check that
 needs what an earlier one rejected (e.g. a known preset) returns nothing and leaves it to that one.
@@ -7,7 +10,9 @@ needs what an earlier one rejected (e.g. a known preset) returns nothing and lea
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from torch import nn
@@ -22,6 +27,10 @@ class TrainRequest:
     models: tuple[str, ...]
     seed: int | None = None
     download: bool = True  # fetch missing ImageNet weights (False: only look in the caches)
+    datasets: tuple[str, ...] = ()  # as given on the command line (aliases allowed); () skips the data checks
+    data_root: str | None = None
+    split: str = "paper"
+    results: str | None = None  # None skips the results-folder check
 
 
 Check = Callable[[TrainRequest], list[str]]
@@ -163,10 +172,116 @@ def weights_problems(model: str, download: bool) -> list[str]:
     return problems
 
 
+def check_datasets(request: TrainRequest) -> list[str]:
+    """Every requested dataset is known, laid out under the data root, and holds each slice of its folds."""
+    if request.data_root is None:
+        return []
+    return [p for name in request.datasets for p in dataset_problems(name, request.data_root, request.split)]
+
+
+def dataset_problems(name: str, data_root: str | Path, split: str = "paper", masks_only: bool = False) -> list[str]:
+    """Why `name` cannot be read from `data_root` under `split`: unknown, not laid out, folds or files missing."""
+    from .datasets import get_folds, get_spec
+    from .datasets.loading import dataset_dir
+
+    try:
+        spec = get_spec(name)
+    except KeyError as err:
+        return [f"--datasets: {err.args[0] if err.args else name}"]
+    folder = dataset_dir(spec.name, data_root)
+    if not folder.is_dir():
+        return [f"{spec.name}: {folder} not found; lay it out with `run_benchmark.py prepare --dataset {spec.name} "
+                f"--source PATH`, or point --data-root (or $MINISEG_DATA) at the folder holding {spec.folder}/"]
+    try:
+        folds = get_folds(spec.name, data_root, split=split)
+    except (OSError, ValueError) as err:
+        return [f"{spec.name}: cannot read its {split} folds: {err}"]
+    missing = [path for fold in folds for slice_id in fold
+               for path in _slice_files(spec, folder, slice_id, masks_only) if not path.is_file()]
+    if not missing:
+        return []
+    fix = (f"remove {folder} to have it generated again" if spec.name == "synthetic"
+           else f"re-run `run_benchmark.py prepare --dataset {spec.name} --source PATH --force`")
+    return [f"{spec.name}: {len(missing)} file(s) of its {split} folds missing under {folder}, first {missing[0]}; "
+            f"{fix}"]
+
+
+def _slice_files(spec: Any, folder: Path, slice_id: str, masks_only: bool) -> tuple[Path, ...]:
+    """The files one slice needs: its mask, and its image unless `masks_only`."""
+    from .datasets.loading import image_path, mask_path
+
+    mask = mask_path(spec, folder, slice_id)
+    return (mask,) if masks_only else (image_path(folder, slice_id), mask)
+
+
+def check_results(request: TrainRequest) -> list[str]:
+    """The results folder can be created and written."""
+    return [] if request.results is None else results_problems(request.results)
+
+
+def results_problems(results: str | Path) -> list[str]:
+    """Why `results` cannot take new files: it is a file, or it (or its nearest existing parent) is read-only."""
+    path = Path(results)
+    if path.exists() and not path.is_dir():
+        return [f"--results {path}: exists and is not a folder; pass a folder (it is created when missing)"]
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return [f"--results {path}: {existing or path} is not writable; pass a folder you can write to"]
+    return []
+
+
 #: The checks `train` runs, in order. Append a function here to add one.
-CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_pretrained_weights)
+CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_pretrained_weights,
+                             check_datasets, check_results)
 
 
 def run_checks(request: TrainRequest, checks: Sequence[Check] = CHECKS) -> list[str]:
     """Every problem every check finds, in order."""
     return [problem for check in checks for problem in check(request)]
+
+
+def evaluate_problems(dataset: str, data_root: str | Path, split: str, results: str | Path, model: str | None,
+                      weights: str | None, maps: str | None) -> list[str]:
+    """`evaluate`'s pre-run checks: dataset and folds on disk, the model known, every fold's weights or the maps
+    folder present, the results folder writable; one line per problem."""
+    problems = dataset_problems(dataset, data_root, split, masks_only=maps is not None)
+    if model is not None:
+        problems += _model_problems(model)
+    if weights is not None:
+        problems += _weights_file_problems(weights)
+    if maps is not None and not Path(maps).is_dir():
+        problems.append(f"{maps}: maps folder not found; expected DIR/CrossVal1..5/<slice id>.png (--maps)")
+    return problems + results_problems(results)
+
+
+def _model_problems(model: str) -> list[str]:
+    """An unknown model name, with the registry's suggestion."""
+    from models import get_model_info
+
+    try:
+        get_model_info(model)
+    except KeyError as err:
+        return [f"--model: {err.args[0] if err.args else model}"]
+    return []
+
+
+def _weights_file_problems(pattern: str) -> list[str]:
+    """A --weights pattern without {fold}, or folds whose weights file is missing."""
+    from .datasets.folds import N_FOLDS
+    from .evaluation.evaluate import fold_weight_paths
+
+    try:
+        fold_weight_paths(pattern, N_FOLDS)
+    except (OSError, ValueError) as err:
+        return [str(err)]
+    return []
+
+
+def report_problems(problems: Sequence[str], outcome: str) -> None:
+    """Print each problem as `error: ...` and a closing line saying what did not happen (`outcome`)."""
+    import sys
+
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found before starting; {outcome}", file=sys.stderr)

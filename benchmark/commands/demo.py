@@ -87,7 +87,9 @@ def call(argv: Sequence[str]) -> None:
 
     code = main(list(argv))
     if code != 0:
-        raise RuntimeError(f"demo: `run_benchmark.py {' '.join(argv)}` exited with {code} (see above)")
+        from ..errors import StepFailed
+
+        raise StepFailed(f"demo: `run_benchmark.py {' '.join(argv)}` exited with {code} (see above)")
 
 
 def train_argv(args: argparse.Namespace, dataset: str) -> list[str]:

@@ -148,8 +148,16 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import check_label, write_results
     from ..io import nan_to_none
 
+    from ..errors import EXIT_USER_ERROR
+    from ..preflight import evaluate_problems, report_problems
+
     _check_arguments(args)
     label = check_label(args.label or ("maps" if args.maps else args.model))
+    problems = evaluate_problems(args.dataset, args.data_root, args.split, args.results, args.model, args.weights,
+                                 args.maps)
+    if problems:
+        report_problems(problems, "nothing was evaluated")
+        return EXIT_USER_ERROR
     result, source, extra = _evaluate(args)
     json_path = write_results(result, args.results, label, source, extra)
     summary = result.summary[args.policy]

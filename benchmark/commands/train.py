@@ -109,8 +109,10 @@ def preflight(args: argparse.Namespace, models: list[str]) -> list[str]:
     """The pre-run checks' problems (benchmark.preflight); a dry run looks in the caches without downloading."""
     from ..preflight import TrainRequest, run_checks
 
+    datasets = tuple(dict.fromkeys(d.strip() for d in args.datasets.split(",") if d.strip()))
     request = TrainRequest(args.protocol, tuple(args.overrides), tuple(models), seed=args.seed,
-                           download=not args.dry_run)
+                           download=not args.dry_run, datasets=datasets, data_root=str(args.data_root),
+                           split=args.split, results=str(args.results))
     return run_checks(request)
 
 
@@ -139,6 +141,7 @@ def _executor_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..env import set_threads
+    from ..errors import EXIT_USER_ERROR
     from ..training.executors import get_executor
     from ..training.protocol import get_protocol
     from ..training.runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
@@ -152,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) found before training; "
               + ("training would stop here" if args.dry_run else "no job was started"), file=sys.stderr)
-        if not args.dry_run or any(p.startswith(("--protocol", "--set")) for p in problems):
-            return 2
+        if not args.dry_run or any(p.startswith(("--protocol", "--set", "--datasets")) for p in problems):
+            return EXIT_USER_ERROR
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress)
@@ -161,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                      protocol, options, args.data_root, args.results, args.split)
     if args.dry_run:
         _print_rows([_plan_row(job, s.status, s.detail, args.json) for job, s in iter_states(jobs)], args.json)
-        return 2 if problems else 0
+        return EXIT_USER_ERROR if problems else 0
     with get_executor(args.executor, **_executor_options(args)) as executor:
         outcomes = run_grid(jobs, executor, progress=not args.no_progress)
     rows = [_job_row(o.job, o.status, o.detail) | {"record": str(o.job.run_dir / "record.json")} for o in outcomes]

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from ..errors import Unavailable
 from ..io import atomic_write_json
 from .specs import RemoteFile, get_spec
 
@@ -72,15 +73,15 @@ def _open(url: str, offset: int) -> tuple[object | None, int]:
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:
             return None, offset
-        raise RuntimeError(f"{url}: HTTP {err.code} {err.reason}") from None
+        raise Unavailable(f"{url}: HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:
-        raise RuntimeError(f"{url}: cannot connect ({err.reason})") from None
+        raise Unavailable(f"{url}: cannot connect ({err.reason})") from None
     if offset and response.status == 206:
         match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
         if match and int(match.group(1)) == offset:
             return response, offset
         response.close()
-        raise RuntimeError(f"{url}: server resumed at an unexpected byte ({response.headers.get('Content-Range')})")
+        raise Unavailable(f"{url}: server resumed at an unexpected byte ({response.headers.get('Content-Range')})")
     return response, 0
 
 
