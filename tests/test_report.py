@@ -329,15 +329,18 @@ def test_report_cli_is_deterministic_and_cleans_its_own_stale_files(
     assert "error: results folder not found" in capsys.readouterr().err
 
 
-def test_corrupt_record_names_the_file(tmp_path: Path):
+def test_corrupt_record_is_named_and_left_out(tmp_path: Path, capsys):
+    good = tmp_path / "eval" / "CT100" / "good.json"
+    good.parent.mkdir(parents=True)
+    good.write_text(json.dumps({"schema": "miniseg-bench/eval/1", "label": "good", "folds": []}))
     bad = tmp_path / "eval" / "CT100" / "broken.json"
-    bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="broken.json"):
-        load_results(tmp_path)
-    bad.write_text(json.dumps({"schema": "miniseg-bench/run/1"}))
-    with pytest.raises(ValueError, match="broken.json: schema"):
-        load_results(tmp_path)
+    assert [e.label for e in load_results(tmp_path).entries] == ["good"]
+    assert f"warning: {bad}: not valid JSON" in capsys.readouterr().err
+    other = tmp_path / "eval" / "CT100" / "other.json"
+    other.write_text(json.dumps({"schema": "miniseg-bench/run/1"}))
+    assert [e.label for e in load_results(tmp_path).entries] == ["good"]
+    assert f"warning: {other}: schema" in capsys.readouterr().err
 
 
 def _pixels_equal(a: Path, b: Path) -> bool:

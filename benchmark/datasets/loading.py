@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from ..errors import BadValue, InputMismatch
 from .specs import DatasetSpec, get_spec
 
 IMAGE_DIR = "tr_im"
@@ -85,7 +86,7 @@ def _open_png(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
     except (OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: unreadable PNG ({err})") from None
+        raise BadValue(f"{path}: unreadable PNG ({err})") from None
     return image
 
 
@@ -93,7 +94,7 @@ def _decode_image(path: Path) -> np.ndarray:
     """An 8-bit grayscale slice as uint8 (H,W); grey RGB/palette images are converted to L."""
     image = _open_png(path)
     if image.mode in ("I", "I;16", "I;16B", "F"):
-        raise ValueError(f"{path}: {image.mode} image; expected an 8-bit grayscale PNG")
+        raise BadValue(f"{path}: {image.mode} image; expected an 8-bit grayscale PNG")
     if image.mode != "L":
         image = image.convert("L")
     return np.asarray(image, dtype=np.uint8).copy()
@@ -110,7 +111,7 @@ def _decode_mask(path: Path) -> np.ndarray:
     if labels.size and (labels != labels[0]).any():
         found = np.unique(values).tolist()
         shown = found if len(found) <= 8 else found[:8] + ["..."]
-        raise ValueError(f"{path}: mask has values {shown}; expected 0 and one foreground value")
+        raise BadValue(f"{path}: mask has values {shown}; expected 0 and one foreground value")
     return foreground
 
 
@@ -145,14 +146,15 @@ def _resize(array: np.ndarray, size: int, nearest: bool) -> np.ndarray:
 
 
 def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarray:
-    """Stack equally sized slices; mixed sizes raise a ValueError that names two differing files."""
+    """Stack equally sized slices; mixed sizes raise an InputMismatch (a ValueError) naming two differing files."""
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         first = arrays[0].shape
         other = next(i for i, a in enumerate(arrays) if a.shape != first)
-        raise ValueError(
+        raise InputMismatch(
             f"slices differ in size: {paths[0]} is {first[1]}x{first[0]}, {paths[other]} is "
-            f"{arrays[other].shape[1]}x{arrays[other].shape[0]}; pass size=512 to resize them"
+            f"{arrays[other].shape[1]}x{arrays[other].shape[0]}; this dataset's spec does not resize slices "
+            f"(re-run prepare), or pass size=512 to resize them"
         )
     if not arrays:
         return np.zeros((0, 0, 0), dtype=dtype)
@@ -172,8 +174,14 @@ def load_dataset(
     ids: Sequence[str] | None = None,
     masks_only: bool = False,
     size: int | None = None,
+    mixed_to: int | None = None,
 ) -> SliceSet:
-    """Load slices `ids` (default: every slice in the folds) as uint8 images and bool masks."""
+    """Load slices `ids` (default: every slice in the folds) as uint8 images and bool masks.
+
+    `size`: resize every slice to size x size (a training resolution). `mixed_to`: only when the slices come
+    in several sizes, bring them to that side (a spec's `resize_px`); otherwise mixed sizes are an error.
+    Each image is checked against its mask (size), each mask's label set (0 and one foreground value).
+    """
     spec = get_spec(name)
     folder = _require_dir(dataset_dir(name, data_root), spec)
     _require_dir(folder / MASK_DIR, spec)
@@ -188,9 +196,11 @@ def load_dataset(
         images = [_cached(p, "image") for p in image_paths]
         for img, msk, ip, mp in zip(images, masks, image_paths, mask_paths):
             if img.shape != msk.shape:
-                raise ValueError(
+                raise InputMismatch(
                     f"{mp}: mask is {msk.shape[1]}x{msk.shape[0]} but image {ip} is {img.shape[1]}x{img.shape[0]}"
                 )
+    if size is None and mixed_to is not None and len({m.shape for m in masks}) > 1:
+        size = mixed_to
     if size is not None:
         masks = [_resize(m, size, nearest=True) for m in masks]
         images = None if images is None else [_resize(i, size, nearest=False) for i in images]

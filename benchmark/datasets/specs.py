@@ -46,6 +46,10 @@ class DatasetSpec:
     infected_only: bool = True
     raw_layout: str = ""
     downloads: tuple[RemoteFile, ...] = ()
+    # The side its slices are brought to when they come in several sizes (P9, P20: Radiopaedia volumes are
+    # 630x630 beside 512x512 ones; the paper's data hold them at 512). None: every slice must match its mask
+    # and the other slices as it is; a differing one is an error naming it, never silently resized.
+    resize_px: int | None = None
 
     def mask_id(self, slice_id: str) -> str:
         """The mask file's stem for an image id (CT100: tr_im_XXXX -> tr_mask_XXXX; others: same)."""
@@ -112,6 +116,7 @@ SPECS: dict[str, DatasetSpec] = {
         n_patients=9,
         id_regex=r"\d+_\d{4}",
         raw_layout="rp_im/<n>.nii.gz and rp_msk/<n>.nii.gz under --source",
+        resize_px=512,
     ),
     "P20": DatasetSpec(
         name="P20",
@@ -125,6 +130,7 @@ SPECS: dict[str, DatasetSpec] = {
         n_patients=20,
         id_regex=r"(coronacases_\d{3}|radiopaedia_\d+_\d+_\d+)_\d{4}",
         raw_layout="COVID-19-CT-Seg_20cases/*.nii.gz and Infection_Mask/*.nii.gz under --source",
+        resize_px=512,
         downloads=(
             RemoteFile(
                 url="https://zenodo.org/records/3757476/files/COVID-19-CT-Seg_20cases.zip?download=1",

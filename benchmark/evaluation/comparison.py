@@ -78,9 +78,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _warn(err: BaseException, where: Path, consequence: str) -> None:
+    """Name a damaged results file on stderr (or the folder holding it) and what compare does without it."""
+    from ..errors import warn_damaged
+
+    warn_damaged(where, str(err), consequence)
+
+
 def _run_cases(model_dir: Path) -> ModelCases | None:
     """A trained model's finished folds (record status done and per_slice.csv present)."""
-    from ..io import read_json
+    from ..reporting.load import read_record
 
     frames, folds, paper_name = [], [], None
     for k in range(N_FOLDS):
@@ -88,12 +95,17 @@ def _run_cases(model_dir: Path) -> ModelCases | None:
         record_path, csv_path = fold_dir / "record.json", fold_dir / RUN_CSV
         if not (record_path.is_file() and csv_path.is_file()):
             continue
-        record = read_json(record_path)
-        if not isinstance(record, dict) or record.get("status", "done") != "done":
+        try:
+            record = read_record(record_path, "miniseg-bench/run/")
+            if record.get("status", "done") != "done":
+                continue
+            frame = _read_csv(csv_path)
+        except (OSError, ValueError) as err:  # a damaged file: that fold counts as not done, the rest is kept
+            _warn(err, fold_dir, "the fold counts as not done")
             continue
         info = record.get("model_info") if isinstance(record.get("model_info"), dict) else {}
         paper_name = paper_name or info.get("paper_name")
-        frames.append(_read_csv(csv_path).assign(fold=k))
+        frames.append(frame.assign(fold=k))
         folds.append(k)
     if not frames:
         return None
@@ -102,17 +114,20 @@ def _run_cases(model_dir: Path) -> ModelCases | None:
 
 def _eval_cases(json_path: Path) -> ModelCases | None:
     """An evaluation's per-slice CSV (folds numbered 1..5 there, 0..4 here)."""
-    from ..io import read_json
-    from ..reporting.load import _paper_label_for
+    from ..reporting.load import _paper_label_for, read_record
 
-    record = read_json(json_path)
-    csv_name = record.get("per_slice_csv") if isinstance(record, dict) else None
-    csv_path = json_path.parent / str(csv_name or f"{json_path.stem}.csv")
-    if not csv_path.is_file():
+    try:
+        record = read_record(json_path, "miniseg-bench/eval/")
+        csv_name = record.get("per_slice_csv")
+        csv_path = json_path.parent / str(csv_name or f"{json_path.stem}.csv")
+        if not csv_path.is_file():
+            return None
+        frame = _read_csv(csv_path)
+        if "fold" not in frame or not pd.api.types.is_numeric_dtype(frame["fold"]):
+            raise ValueError(f"{csv_path}: evaluation CSV without a numeric 'fold' column")
+    except (OSError, ValueError) as err:  # a damaged file: this evaluation is left out, the rest is kept
+        _warn(err, json_path, "the evaluation is left out")
         return None
-    frame = _read_csv(csv_path)
-    if "fold" not in frame:
-        raise ValueError(f"{csv_path}: evaluation CSV without a 'fold' column")
     frame["fold"] = frame["fold"].astype(int) - 1
     label = str(record.get("label") or json_path.stem)  # the name the report shows, and compare uses
     return ModelCases(label, "eval", frame, tuple(sorted(set(frame["fold"]))), _paper_label_for(label))

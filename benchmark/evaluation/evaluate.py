@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import metrics
+from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
 
 EVAL_SCHEMA = "miniseg-bench/eval/1"
@@ -84,16 +85,27 @@ def predict(
 
 
 def read_map(path: Path) -> np.ndarray:
-    """A prediction map PNG as bool (H,W): any value > 0 is infection; errors name the file."""
+    """A prediction map PNG as bool (H,W): 0 = background, one value > 0 = infection; errors name the file.
+
+    A map with several foreground values (a probability or multi-class map) is an error, not thresholded.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: prediction map not found")
     try:
         with Image.open(path) as image:
             image.load()
             grey = image if image.mode in ("L", "1", "P", "I", "I;16") else image.convert("L")
-            return np.asarray(grey) > 0
+            values = np.asarray(grey)
     except (OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: unreadable prediction map ({err})") from None
+        raise BadValue(f"{path}: unreadable prediction map ({err})") from None
+    foreground = values > 0
+    labels = values[foreground]
+    if labels.size and (labels != labels[0]).any():
+        found = np.unique(values).tolist()
+        shown = found if len(found) <= 8 else found[:8] + ["..."]
+        raise BadValue(f"{path}: map has values {shown}; expected a binary map (0 and one foreground value, "
+                       "e.g. 0/255)")
+    return foreground
 
 
 def _fold_of(slice_id: str, folds: Sequence[Sequence[str]]) -> int | None:
@@ -101,8 +113,12 @@ def _fold_of(slice_id: str, folds: Sequence[Sequence[str]]) -> int | None:
     return next((k + 1 for k, fold in enumerate(folds) if slice_id in fold), None)
 
 
-def read_fold_maps(maps_dir: Path, fold: int, folds: Sequence[Sequence[str]], shape: tuple[int, int]) -> np.ndarray:
-    """Fold `fold`'s (1-based) maps in the order of its ids; a missing, foreign or wrongly sized map is an error."""
+def read_fold_maps(
+    maps_dir: Path, fold: int, folds: Sequence[Sequence[str]], shape: tuple[int, int],
+    truth_of: Callable[[str], Path] | None = None,
+) -> np.ndarray:
+    """Fold `fold`'s (1-based) maps in the order of its ids; a missing, foreign or wrongly sized map is an error
+    (naming the map and, through `truth_of(slice id)`, the ground-truth mask it was checked against)."""
     fold_dir = Path(maps_dir) / FOLD_DIR.format(fold=fold)
     if not fold_dir.is_dir():
         raise FileNotFoundError(f"{fold_dir}: folder not found; expected maps laid out as DIR/CrossVal1..5/<slice id>.png")
@@ -112,14 +128,15 @@ def read_fold_maps(maps_dir: Path, fold: int, folds: Sequence[Sequence[str]], sh
         if path.stem not in known:
             owner = _fold_of(path.stem, folds)
             where = f"it belongs to fold {owner}" if owner else "no fold has it"
-            raise ValueError(f"{path}: unknown slice id {path.stem!r} for fold {fold} ({where})")
+            raise BadValue(f"{path}: unknown slice id {path.stem!r} for fold {fold} ({where})")
     maps = np.empty((len(ids), *shape), dtype=bool)
     for i, slice_id in enumerate(ids):
         path = fold_dir / f"{slice_id}.png"
         array = read_map(path)
         if array.shape != shape:
-            raise ValueError(
-                f"{path}: map is {array.shape[1]}x{array.shape[0]}, ground truth is {shape[1]}x{shape[0]}"
+            truth = f" ({truth_of(slice_id)}, scored at {EVAL_SIZE} px)" if truth_of else ""
+            raise InputMismatch(
+                f"{path}: map is {array.shape[1]}x{array.shape[0]}, ground truth is {shape[1]}x{shape[0]}{truth}"
             )
         maps[i] = array
     return maps
@@ -143,6 +160,15 @@ def _collect(
         frames.append(frame.assign(fold=k)[["fold", *frame.columns]])
     per_slice = pd.concat(frames, ignore_index=True)
     return Evaluation(dataset, per_slice, summaries, metrics.cv_summary(summaries), split, nsd_tolerance)
+
+
+def _mask_file_of(dataset: str, data_root: Path) -> Callable[[str], Path]:
+    """slice id -> the dataset's mask file of it (for error messages that name both files)."""
+    from ..datasets import get_spec
+    from ..datasets.loading import dataset_path, mask_path
+
+    spec = get_spec(dataset)
+    return lambda slice_id: mask_path(spec, dataset_path(spec, data_root), slice_id)
 
 
 def _canonical(dataset: str) -> str:
@@ -171,7 +197,8 @@ def evaluate_maps(
     per_fold = []
     for k, ids in enumerate(folds, start=1):
         gt = _ground_truth(dataset, data_root, ids)
-        per_fold.append((list(ids), read_fold_maps(maps_dir, k, folds, gt.shape[1:]), gt))
+        maps = read_fold_maps(maps_dir, k, folds, gt.shape[1:], _mask_file_of(dataset, data_root))
+        per_fold.append((list(ids), maps, gt))
     return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
 
 
@@ -195,20 +222,39 @@ def _state_dict(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
                 break
         if loaded and all(isinstance(v, torch.Tensor) for v in loaded.values()):
             return loaded
-    raise ValueError(f"{path}: not a state_dict (expected a dict of tensor names to tensors)")
+    raise BadValue(f"{path}: not a state_dict (expected a dict of tensor names to tensors)")
 
 
-def load_weights(model: torch.nn.Module, path: Path, device: torch.device) -> torch.nn.Module:
-    """Load `path` (weights_only) into `model` strictly; an unreadable or mismatched file is a ValueError naming it."""
+def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """Why `state` does not fit `model` (first differing shape, else missing or unexpected keys); None if it fits."""
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            return (f"{key} is {tuple(tensor.shape)} in the file but {tuple(expected[key].shape)} in the model")
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        return f"{len(missing)} key(s) of the model missing from the file, first {missing[0]!r}"
+    if unexpected:
+        return f"{len(unexpected)} key(s) the model does not have, first {unexpected[0]!r}"
+    return None
+
+
+def load_weights(
+    model: torch.nn.Module, path: Path, device: torch.device, name: str = "the model"
+) -> torch.nn.Module:
+    """Load `path` (weights_only) into `model` strictly; an unreadable or mismatched file is an error naming it
+    and the model (`name`), with the first mismatching key and both shapes."""
     try:
         loaded = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise ValueError(f"{path}: not a loadable weights file ({type(err).__name__}: {err})") from None
-    try:
-        model.load_state_dict(_state_dict(loaded, path))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise ValueError(f"{path}: does not fit the model ({' '.join(first[:3])})") from None
+    except Exception as err:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike for a bad file
+        reason = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else ""
+        raise BadValue(f"{path}: not a loadable weights file ({type(err).__name__}: {reason})") from None
+    state = _state_dict(loaded, path)
+    problem = weights_mismatch(model, state)
+    if problem:
+        raise InputMismatch(f"{path}: does not fit {name}: {problem}")
+    model.load_state_dict(state)
     return model
 
 
@@ -247,7 +293,7 @@ def evaluate_weights(
     for k, (ids, path) in enumerate(zip(folds, paths), start=1):
         test = fold_of == k - 1
         mean, std = normalization_stats(data.images[~test])
-        model = load_weights(create_model(model_name), path, device)
+        model = load_weights(create_model(model_name), path, device, model_name)
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)

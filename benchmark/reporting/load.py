@@ -1,8 +1,8 @@
 """Read the result records (runs, eval, profile) of a results folder into small typed rows.
 
 Missing keys are tolerated everywhere (a value that is not there stays None and is shown
-as missing, never as zero); a file that is not valid JSON or carries another schema is a
-clear error naming the file.
+as missing, never as zero); a file that is not valid JSON or carries another schema is named
+on stderr and left out, so one damaged file never stops a report.
 """
 from __future__ import annotations
 
@@ -147,14 +147,31 @@ def slice_count(*blocks: Any) -> int | None:
     return None
 
 
-def _load(path: Path, schema_prefix: str) -> dict:
-    data = read_json(path)
+def read_record(path: Path, schema_prefix: str) -> dict:
+    """A record as a dict; a file that is not valid JSON, not an object or of another schema is a ValueError."""
+    try:
+        data = read_json(path)
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     schema = data.get("schema")
     if schema is not None and not str(schema).startswith(schema_prefix):
         raise ValueError(f"{path}: schema {schema!r} is not {schema_prefix}* (a file of another kind?)")
     return data
+
+
+def _records(paths: list[Path], schema_prefix: str) -> list[tuple[Path, dict]]:
+    """The readable records among `paths`; each damaged or foreign one is named on stderr and left out."""
+    from ..errors import warn_damaged
+
+    out = []
+    for path in paths:
+        try:
+            out.append((path, read_record(path, schema_prefix)))
+        except ValueError as err:
+            warn_damaged(path, str(err), "left out of the report (its job counts as not done)")
+    return out
 
 
 def model_paper_name(model: str | None, recorded: Any = None) -> str | None:
@@ -174,7 +191,9 @@ def _protocol_name(protocol: Any) -> str | None:
     if isinstance(protocol, dict):
         for key in ("name", "preset"):
             if isinstance(protocol.get(key), str):
-                changed = [f"{k}={protocol.get(k)}" for k in protocol.get("differs_from_preset") or [] if k in protocol]
+                differs = protocol.get("differs_from_preset")
+                differs = differs if isinstance(differs, list) else []
+                changed = [f"{k}={protocol.get(k)}" for k in differs if isinstance(k, str) and k in protocol]
                 return ", ".join([protocol[key], *changed])
     return protocol if isinstance(protocol, str) else None
 
@@ -264,8 +283,8 @@ def load_runs(results: Path) -> tuple[list[Entry], int]:
     """Aggregate results/runs/<dataset>/<model>/fold<k>/record.json into one Entry per (dataset, model)."""
     groups: dict[tuple[str, str], _RunGroup] = {}
     paths = [p for p in sorted((results / "runs").glob("*/*/fold*/record.json")) if FOLD_DIR_RE.match(p.parent.name)]
-    for path in paths:
-        rec = _load(path, "miniseg-bench/run/")
+    records = _records(paths, "miniseg-bench/run/")
+    for path, rec in records:
         dataset = dataset_key(rec.get("dataset"), path.parents[2].name, rec.get("split"))
         model = str(rec.get("model") or path.parents[1].name)
         fold = _int_or_none(rec.get("fold"))
@@ -280,7 +299,7 @@ def load_runs(results: Path) -> tuple[list[Entry], int]:
             folds=tuple(sorted(group.folds, key=lambda f: f.fold)), histories=group.histories,
             failed=tuple(sorted(group.failed)), recipe_notes=tuple(sorted(group.notes)),
         ))
-    return entries, len(paths)
+    return entries, len(records)
 
 
 def _eval_folds(block: Any) -> dict[int, dict]:
@@ -304,8 +323,8 @@ def load_evals(results: Path) -> tuple[list[Entry], int]:
     """One Entry per results/eval/<dataset>/<label>.json."""
     entries = []
     paths = sorted((results / "eval").glob("*/*.json"))
-    for path in paths:
-        rec = _load(path, "miniseg-bench/eval/")
+    records = _records(paths, "miniseg-bench/eval/")
+    for path, rec in records:
         source = rec.get("source") if isinstance(rec.get("source"), dict) else {}
         model = source.get("model") if isinstance(source.get("model"), str) else None
         label = str(rec.get("label") or path.stem)
@@ -324,7 +343,7 @@ def load_evals(results: Path) -> tuple[list[Entry], int]:
             model=model, paper_name=model_paper_name(model) or _paper_label_for(label),
             detail=f"evaluated {kind}", folds=tuple(folds),
         ))
-    return entries, len(paths)
+    return entries, len(records)
 
 
 def _throughput(rec: dict) -> tuple[float | None, int | None]:
@@ -360,8 +379,7 @@ def _int_or_none(value: Any) -> int | None:
 def load_profiles(results: Path) -> list[Profile]:
     """One Profile per results/profile/<device-slug>/<model>.json."""
     profiles = []
-    for path in sorted((results / "profile").glob("*/*.json")):
-        rec = _load(path, "miniseg-bench/profile/")
+    for path, rec in _records(sorted((results / "profile").glob("*/*.json")), "miniseg-bench/profile/"):
         env = rec.get("environment") if isinstance(rec.get("environment"), dict) else {}
         model = str(rec.get("model") or path.stem)
         throughput, batch = _throughput(rec)

@@ -55,6 +55,8 @@ def entry_intervals(model: ModelCases, clusters_of, n_resamples: int = stats.N_R
     out = {}
     for metric in TABLE_METRICS:
         if metric == "miou":
+            if not {"tp", "fp", "fn", "tn"} <= set(frame):  # per-slice rows without confusion counts
+                continue
             draws = stats.fold_mean_draws(None, frame["fold"], clusters, n_resamples,
                                           statistic=lambda r, rows: _miou_draws(frame, r, rows))
         elif f"paper_{metric}" in frame:

@@ -157,14 +157,48 @@ def _read_or_none(path: Path) -> Any:
         return None
 
 
-def job_state(job: TrainJob) -> JobState:
-    """Read the job's folder: record, checkpoint summary and lock (files of another protocol are ignored)."""
+def _record_or_warn(path: Path, warn: bool) -> dict[str, Any]:
+    """A job's record.json as a dict; a damaged or foreign one is named on stderr (when `warn`) and read as {}.
+
+    Records are written atomically, so one that does not parse is damaged, not half-written.
+    """
+    from ..errors import warn_damaged
+    from ..records import READABLE_RUN_SCHEMAS
+
+    if not path.exists():
+        return {}
+    try:
+        record = read_json(path)
+    except (OSError, ValueError) as err:
+        problem = str(err)
+    else:
+        if isinstance(record, dict) and record.get("schema") in READABLE_RUN_SCHEMAS:
+            return record
+        kind = f"schema {record.get('schema')!r}" if isinstance(record, dict) else f"a JSON {type(record).__name__}"
+        problem = f"not a run record ({kind})"
+    if warn:
+        warn_damaged(path, problem, "the job counts as not done and trains again (the file is replaced)")
+    return {}
+
+
+def _paper_dsc(record: dict[str, Any]) -> Any:
+    """final.paper.dsc of a record, or None wherever a level is missing or not a mapping."""
+    final = record.get("final")
+    paper = final.get("paper") if isinstance(final, dict) else None
+    return paper.get("dsc") if isinstance(paper, dict) else None
+
+
+def job_state(job: TrainJob, warn: bool = True) -> JobState:
+    """Read the job's folder: record, checkpoint summary and lock (files of another protocol are ignored).
+
+    A damaged or foreign record.json is named on stderr (unless `warn` is False) and the job reads as not done.
+    """
     folder = job.run_dir
     protocol = job.effective_protocol().to_dict()
-    record = _read_or_none(folder / RECORD_NAME)
-    record = record if isinstance(record, dict) and same_protocol(record.get("protocol"), protocol) else {}
+    record = _record_or_warn(folder / RECORD_NAME, warn)
+    record = record if same_protocol(record.get("protocol"), protocol) else {}
     if record.get("status") == "done":
-        dsc = ((record.get("final") or {}).get("paper") or {}).get("dsc")
+        dsc = _paper_dsc(record)
         return JobState("done", f"DSC {dsc:.2f}" if isinstance(dsc, (int, float)) else "")
     holder = lock_holder(folder / LOCK_NAME)
     if holder is not None and not lock_is_stale(folder / LOCK_NAME, holder):
@@ -301,9 +335,9 @@ def run_job(job: TrainJob) -> JobOutcome:
         return JobOutcome(job, "skipped", "already done")
     lock = JobLock(job.run_dir / LOCK_NAME)
     if not lock.acquire():
-        return JobOutcome(job, "locked", job_state(job).detail)
+        return JobOutcome(job, "locked", job_state(job, warn=False).detail)
     try:
-        if job_state(job).status == "done":  # finished by another runner meanwhile
+        if job_state(job, warn=False).status == "done":  # finished by another runner meanwhile
             return JobOutcome(job, "skipped", "already done")
         record = run_training(
             job.model, job.dataset, job.fold, job.protocol, job.options, job.data_root, job.run_dir,

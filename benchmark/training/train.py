@@ -13,6 +13,7 @@ resumed run continues exactly.
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import sys
 import time
@@ -33,6 +34,7 @@ from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
 from .protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol, for_model
+from ..errors import UserError
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -124,14 +126,11 @@ def load_fold_data(
 
 
 def ground_truth(dataset: str, data_root: str | Path, ids: list[str]) -> np.ndarray:
-    """Test masks on their own grid; slices of mixed sizes are brought to 512 px (nearest), as `evaluate` does."""
-    from ..datasets import load_dataset
-    from ..evaluation.evaluate import EVAL_SIZE
+    """Test masks on their own grid; slices of mixed sizes are brought to the spec's `resize_px` (nearest) only
+    where the dataset's spec says its slices need it (P9, P20); elsewhere mixed sizes are an error naming them."""
+    from ..datasets import get_spec, load_dataset
 
-    try:
-        return load_dataset(dataset, data_root, ids=ids, masks_only=True).masks
-    except ValueError:  # slices differ in size: score all of them at the paper's 512 px
-        return load_dataset(dataset, data_root, ids=ids, masks_only=True, size=EVAL_SIZE).masks
+    return load_dataset(dataset, data_root, ids=ids, masks_only=True, mixed_to=get_spec(dataset).resize_px).masks
 
 
 def build_model(model_name: str, protocol: Protocol) -> torch.nn.Module:
@@ -354,8 +353,13 @@ def resume(trainer: Trainer, run_dir: Path) -> bool:
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():
         return False
-    state = torch.load(path, map_location=trainer.device, weights_only=True)
-    if not same_protocol(state.get("protocol"), trainer.protocol.to_dict()):
+    try:
+        state = torch.load(path, map_location=trainer.device, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # truncated or not a checkpoint
+        print(f"warning: {path}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
+              "training from scratch", file=sys.stderr)
+        return False
+    if not isinstance(state, dict) or not same_protocol(state.get("protocol"), trainer.protocol.to_dict()):
         print(f"{path}: written under another protocol; training from scratch", file=sys.stderr)
         return False
     trainer.load_state_dict(state)
@@ -469,7 +473,7 @@ def run_training(
         raise
     except Exception as err:  # noqa: BLE001 - every failure is recorded and the grid goes on
         error = describe_error(err)
-        if not isinstance(err, (DivergenceError, torch.OutOfMemoryError)):
+        if not isinstance(err, (DivergenceError, torch.OutOfMemoryError, UserError)):  # a user's bad file: no trace
             traceback.print_exc(file=sys.stderr)
         if device.type == "cuda":
             torch.cuda.empty_cache()
