@@ -274,6 +274,8 @@ CASES = [
     Case("results: evaluation CSV with wrong columns (compare)", eval_csv_wrong_columns,
          ("compare", "--results", "{root}/results", "--dataset", "synthetic", "--resamples", "20"), None,
          warning=True),
+    Case("results: folder missing (compare)", nothing,
+         ("compare", "--results", "{root}/results/nowhere", "--dataset", "synthetic"), 1, "results/nowhere"),
     Case("results: --results is a file", nothing, TRAIN[:-2] + ("{root}/w1.pt", "--no-progress"), 1, "w1.pt"),
     Case("option: unknown --set field", nothing, TRAIN + ("--set", "epoch=3"), 1, "epoch"),
     Case("option: unknown preset", nothing, TRAIN[:8] + ("turbo",) + TRAIN[9:], 1, "turbo"),

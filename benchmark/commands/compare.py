@@ -111,6 +111,8 @@ def _print_text(result: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.comparison import compare
 
+    if not args.results.is_dir():
+        raise FileNotFoundError(f"results folder not found: {args.results}")
     result = compare(args.results, args.dataset, split=args.split, reference=args.reference, metric=args.metric,
                      policy=args.policy, unit=args.unit, n_resamples=args.resamples, seed=args.seed).result
     for line in result["warnings"]:
