@@ -2,7 +2,7 @@
 
 Built like the real datasets: every slice is infected (the paper keeps infected slices only),
 and intensities follow the usual lung window (-1250..250 HU to 0..255): air 0, soft tissue ~200,
-lung parenchyma ~65 with small bright vessels, and 1-3 COVID-like lesions per slice: irregular
+lung parenchyma ~65 with small bright vessels (~200), and 1-3 COVID-like lesions per slice: irregular
 ground-glass opacities (~110-150, textured) or denser consolidations (~160-190), mostly near the
 pleura, covering roughly 1-10% of the slice as in CT100 (median 4.8%). 10 patients x 4 slices of 128x128, ids
 `synth_{patient:02d}_{z:04d}`, written in the release layout (tr_im/, tr_mask/ as 0/255 PNG)
@@ -104,7 +104,7 @@ def _lesions(
     for _ in range(count):
         lung = lungs[rng.integers(len(lungs))]
         centre = _lesion_centre(rng, lung)
-        radii = (rng.uniform(5.0, 15.0), rng.uniform(5.0, 15.0))
+        radii = (rng.uniform(7.0, 18.0), rng.uniform(7.0, 18.0))
         border = 0.35 * _smooth_noise(rng, yy.shape, 2.0)
         blob = (_ellipse(yy, xx, centre, radii) + border <= 1) & lung
         dense = rng.uniform() < 0.25
@@ -134,7 +134,7 @@ def synthetic_slice(rng: np.random.Generator, anatomy: Anatomy) -> tuple[np.ndar
     image = np.zeros(yy.shape)
     image[body] = TISSUE_LEVEL + rng.uniform(-10, 10)
     image[lungs[0] | lungs[1]] = LUNG_LEVEL + rng.uniform(-8, 8)
-    image[_vessels(rng, yy, xx, lungs)] = rng.uniform(150, 180)
+    image[_vessels(rng, yy, xx, lungs)] = rng.uniform(185, 215)  # vessels: -50..+50 HU, brighter than ground glass
     mask = np.zeros(yy.shape, dtype=bool)
     while not mask.any():
         mask, level = _lesions(rng, yy, xx, lungs, int(rng.integers(1, 4)))
