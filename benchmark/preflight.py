@@ -13,7 +13,7 @@ import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from torch import nn
 
@@ -71,23 +71,32 @@ def check_assignments(request: TrainRequest) -> list[str]:
 def check_model_fields(request: TrainRequest) -> list[str]:
     """`--set` fields that cannot apply to a model: pretrained without a `pretrained` builder argument,
     aux_weights of the wrong length, bn_init without a BatchNorm layer."""
-    from .training.protocol import for_model
-
     protocol = _protocol(request)
     if protocol is None:
         return []
     problems = []
-    for model in request.models:
-        try:
-            effective, _ = for_model(protocol, model)
-        except ValueError as err:  # the message names the model
-            problems.append(str(err))
+    for model, effective, error in _effective_protocols(request.models, protocol):
+        if error is not None:  # the message names the model
+            problems.append(error)
             continue
         problems += [f"{model}: {p}" for p in _field_problems(model, protocol, effective)]
     if any("--set pretrained=true does not apply" in p for p in problems):
         problems.append(f"--set pretrained applies to the models with an ImageNet backbone: "
                         f"{', '.join(_pretrained_models())}")
     return problems
+
+
+def _effective_protocols(models: Sequence[str], protocol: Any) -> Iterator[tuple[str, Any, str | None]]:
+    """(model, the protocol it trains with, None), or (model, None, why not) where it cannot apply."""
+    from .training.protocol import for_model
+
+    for model in models:
+        try:
+            effective, _ = for_model(protocol, model)
+        except ValueError as err:
+            yield model, None, str(err)
+            continue
+        yield model, effective, None
 
 
 def _field_problems(model: str, requested: Any, effective: Any) -> list[str]:
@@ -131,16 +140,12 @@ def check_pretrained_weights(request: TrainRequest) -> list[str]:
     """Models that start from ImageNet: their weights must be in the caches, or be downloaded now."""
     from models import get_model_info
 
-    from .training.protocol import for_model
-
     protocol = _protocol(request)
     if protocol is None:
         return []
     problems = []
-    for model in request.models:
-        try:
-            effective, _ = for_model(protocol, model)
-        except ValueError:
+    for model, effective, error in _effective_protocols(request.models, protocol):
+        if error is not None:
             continue  # reported by check_model_fields
         user_error = "pretrained" in protocol.user_set and not _takes_pretrained(get_model_info(model))
         if effective.pretrained and not user_error:  # a --set pretrained that cannot apply is reported above
