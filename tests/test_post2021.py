@@ -155,3 +155,17 @@ def test_one_smoke_epoch_trains(name):
     entry = trainer.train_epoch()
     assert np.isfinite(entry["train_loss"]) and trainer.iteration == 2
     assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
+
+
+def test_list_json_gives_each_post2021_model_its_reference_and_reported_figures(capsys):
+    import json
+
+    from benchmark.cli import main
+
+    assert main(["list", "--models", ",".join(sorted(PAPER_BUILDS)), "--json", "--no-params"]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(PAPER_BUILDS)
+    for name, row in rows.items():
+        info = get_model_info(name)
+        assert row["family"] == "post2021" and row["reference"] == info.reference and len(row["reference"]) > 20
+        assert row["reported_params"] == info.reported_params and row["reported_input"] == info.reported_input

@@ -49,7 +49,11 @@ def registry_rows(pattern: str | None, with_params: bool) -> list[dict]:
     out = []
     for name in list_models(pattern):
         info = get_model_info(name)
-        row = {"model": name, "paper_name": info.paper_name, "family": info.family, "source": info.source}
+        row = {"model": name, "paper_name": info.paper_name, "family": info.family, "source": info.source,
+               "reference": info.reference, "backbone": info.backbone}
+        if info.reported_params is not None:  # the model's own paper's figures (post-2021 models)
+            row.update(reported_params=info.reported_params, reported_gmacs=info.reported_gmacs,
+                       reported_input=info.reported_input)
         if with_params:
             row["params"] = count_params(name)
         out.append(row)
