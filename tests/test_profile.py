@@ -74,7 +74,10 @@ def test_miniseg_macs_at_512(miniseg):
     assert macs.gmacs == pytest.approx(0.5117, abs=5e-4)  # fvcore: 0.512 (PROTOCOL.md)
     assert round(macs.gmacs, 2) == 0.51
     assert macs.gflops == pytest.approx(2 * macs.gmacs)
-    assert macs.unsupported_ops["aten::prelu"] == 40
+    assert macs.counted_on == "meta" and macs.unsupported_ops is None  # a meta forward lists no unsupported ops
+    traced, unsupported = fvcore_macs(miniseg, torch.zeros(1, 3, 512, 512))
+    assert traced == round(macs.gmacs * 1e9)  # the meta count is fvcore's own count
+    assert unsupported["aten::prelu"] == 40
     # FlopCounterMode counts convolutions only; fvcore adds batch norm and upsampling.
     assert 0.45 < macs.flop_counter_gmacs < macs.gmacs
 

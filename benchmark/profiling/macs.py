@@ -16,11 +16,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 @dataclass(frozen=True)
 class MacCount:
-    """MACs of one forward; `flop_counter_gmacs` is torch's count (FLOPs / 2), None if it failed."""
+    """MACs of one forward; `flop_counter_gmacs` is torch's count (FLOPs / 2), None if it failed.
+
+    `counted_on` is "meta" (fvcore's rules on a meta forward: the ops fvcore cannot count are not
+    listed, so `unsupported_ops` is None) or "trace" (fvcore's own jit trace, which lists them)."""
 
     gmacs: float
-    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    unsupported_ops: dict[str, int] | None = field(default_factory=dict)
     flop_counter_gmacs: float | None = None
+    counted_on: str = "trace"
 
     @property
     def gflops(self) -> float:
@@ -129,7 +133,7 @@ def _count_macs_on_meta(model: nn.Module, input_shape: Sequence[int]) -> MacCoun
     net = meta_copy(model)
     total = fvcore_macs_meta(net, input_shape)
     cross_check = flop_counter_macs(net, torch.empty(*input_shape, device="meta")) / 1e9
-    return MacCount(gmacs=total / 1e9, unsupported_ops={}, flop_counter_gmacs=cross_check)
+    return MacCount(gmacs=total / 1e9, unsupported_ops=None, flop_counter_gmacs=cross_check, counted_on="meta")
 
 
 # --- fvcore's rules on meta tensors ----------------------------------------------------------------

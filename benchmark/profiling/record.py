@@ -104,7 +104,7 @@ def _mac_fields(model: torch.nn.Module, input_shape: Sequence[int], device: torc
         return {"gmacs": None, "gflops": None, "unsupported_ops": {}, "flop_counter_gmacs": None,
                 "mac_error": error_text(err)}
     return {"gmacs": macs.gmacs, "gflops": macs.gflops, "unsupported_ops": macs.unsupported_ops,
-            "flop_counter_gmacs": macs.flop_counter_gmacs, "mac_error": None}
+            "macs_counted_on": macs.counted_on, "flop_counter_gmacs": macs.flop_counter_gmacs, "mac_error": None}
 
 
 def _paper_flop_fields(
