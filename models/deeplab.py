@@ -32,7 +32,7 @@ from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from .backbones import resnet_features
-from .layers import ConvBNAct, upsample_to
+from .layers import ConvBNAct, init_conv_bn, upsample_to
 from .pretrained import imagenet_state_dict
 from .registry import register_model
 
@@ -78,12 +78,7 @@ XCEPTION_MIDDLE_BLOCKS = 16
 
 def kaiming_init(module: nn.Module) -> None:
     """Kaiming-normal convs and unit BN: the authors' initialisation of the Xception and the ASPP branches."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    init_conv_bn(module, nn.init.kaiming_normal_)
 
 
 class SeparableConv2d(nn.Module):

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .layers import upsample_to
+from .layers import init_conv_bn, upsample_to
 from .registry import register_model
 
 RATES = (3, 6, 12, 18, 24)
@@ -121,16 +121,7 @@ class DenseASPPNet(nn.Module):
         self.backbone = dilated_densenet(in_channels)
         self.aspp = DenseASPP(self.backbone.out_channels)
         self.classifier = nn.Sequential(nn.Dropout2d(DROPOUT), nn.Conv2d(self.aspp.out_channels, num_classes, 1))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Kaiming-uniform convs, unit BN (the authors' initialisation)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_uniform_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, nn.init.kaiming_uniform_)  # the authors' init: Kaiming-uniform convs, unit BN
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return upsample_to(self.classifier(self.aspp(self.backbone(x))), x.shape[-2:])

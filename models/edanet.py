@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import init_conv_bn
 from .registry import register_model
 
 GROWTH = 40
@@ -80,16 +81,8 @@ class EDANet(nn.Module):
         self.down = DownsamplingBlock(width1, 130)
         self.block2 = _eda_block(130, BLOCK2_DILATIONS)
         self.project = nn.Conv2d(width2, num_classes, 1)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """The release's init: conv weights N(0, 0.02); BN weights N(1, 0.02), biases 0 (conv biases keep torch's)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, INIT_STD)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, INIT_STD)
-                nn.init.zeros_(m.bias)
+        # The release's init: conv weights N(0, 0.02); BN weights N(1, 0.02), biases 0 (conv biases keep torch's).
+        init_conv_bn(self, lambda w: nn.init.normal_(w, 0.0, INIT_STD), lambda w: nn.init.normal_(w, 1.0, INIT_STD))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.block2(self.down(self.block1(self.stem(x)))))

@@ -1,7 +1,7 @@
 """Building blocks shared by several model files (no block is written twice)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -104,3 +104,18 @@ class LayerNorm2d(nn.Module):
         var = (x - mean).square().mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)
         return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+def init_conv_bn(
+    module: nn.Module,
+    conv_init: Callable[[torch.Tensor], object],
+    bn_weight_init: Callable[[torch.Tensor], object] = nn.init.ones_,
+) -> None:
+    """The release files' init loop: `conv_init` on every Conv2d weight, `bn_weight_init` on every
+    BatchNorm2d weight and zero BN biases (conv biases keep torch's), in module order."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            conv_init(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            bn_weight_init(m.weight)
+            nn.init.zeros_(m.bias)
