@@ -29,7 +29,6 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.segmentation.deeplabv3 import ASPP
 
 from .backbones import resnet_features
 from .layers import ConvBNAct, init_conv_bn, upsample_to
@@ -58,6 +57,9 @@ class DeepLabV3(nn.Module):
     def __init__(
         self, num_classes: int = 2, in_channels: int = 3, pretrained: bool = False, output_stride: int = 8
     ) -> None:
+        # torchvision is imported on first build, not with the registry: it pulls in torch._dynamo (~2 s)
+        from torchvision.models.segmentation.deeplabv3 import ASPP
+
         super().__init__()
         self.backbone = resnet_features(
             50, output_stride, pretrained, in_channels, out_indices=(4,), dilate_first_block=False

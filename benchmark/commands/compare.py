@@ -36,8 +36,7 @@ from ..cli import add_json, add_results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..evaluation.comparison import POLICIES, UNITS
-    from ..evaluation.stats import N_RESAMPLES, SEED
+    from ..evaluation import N_RESAMPLES, POLICIES, SEED, UNITS
     from .folds import add_split
 
     add_results(parser)

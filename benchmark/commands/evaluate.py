@@ -52,9 +52,9 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
+from ..evaluation import POLICIES
 from .folds import add_split
 
-POLICIES = ("paper", "strict")
 NSD_TOLERANCE_PX = 2.0  # = evaluation.metrics.NSD_TOLERANCE_PX (not imported here: parsing stays light)
 PAPER_COLUMNS = ("miou", "sen", "spc", "dsc", "hd")
 STRICT_COLUMNS = PAPER_COLUMNS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",

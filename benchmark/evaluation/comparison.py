@@ -20,12 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import POLICIES, UNITS, stats  # noqa: F401 - POLICIES is part of this module's interface
 from .metrics import volume_metrics
 
 N_FOLDS = 5
-UNITS = ("slice", "patient")
-POLICIES = ("paper", "strict")
 LOWER_IS_BETTER = frozenset({"hd", "hd95"})
 PERCENT_METRICS = frozenset({"dsc", "sen", "spc", "iou", "precision", "nsd"})
 PATIENT_METRICS = ("dsc", "sen", "hd")
