@@ -152,3 +152,12 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError):
         metrics.cv_summary([])
     assert isinstance(metrics.slice_metrics(np.ones((1, 2, 2)), np.ones((1, 2, 2)), ["a"]), pd.DataFrame)
+
+
+def test_miou_of_sums_is_pooled_miou_row_by_row():
+    """The bootstrap's vectorised mIoU gives, for each row of summed counts, what `pooled_miou` gives."""
+    sums = np.array([[3, 1, 2, 10], [0, 0, 0, 16], [0, 4, 0, 12], [16, 0, 0, 0]], dtype=np.float64)
+    expected = [metrics.pooled_miou(*row) for row in sums]
+    assert expected[0] == pytest.approx((3 / 6 + 10 / 13) / 2)
+    assert expected[1] == pytest.approx(1.0)  # no foreground anywhere: background IoU only
+    np.testing.assert_allclose(metrics.miou_of_sums(*sums.T), expected)

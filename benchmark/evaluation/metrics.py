@@ -54,6 +54,7 @@ __all__ = [
     "precision",
     "hausdorff_px",
     "pooled_miou",
+    "miou_of_sums",
     "surface_dice",
     "volume_distances",
     "volume_metrics",
@@ -139,10 +140,17 @@ def pooled_miou(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) 
 
     A class absent from both masks of every slice has no IoU and is left out of the mean.
     """
-    tp_sum, fp_sum, fn_sum, tn_sum = (np.sum(x, dtype=np.int64) for x in (tp, fp, fn, tn))
-    fg = iou(tp_sum, fp_sum, fn_sum)
-    bg = iou(tn_sum, fn_sum, fp_sum)  # background's TP is TN; its FP is the foreground's FN
-    return _nanmean(np.array([fg, bg]))
+    sums = (np.sum(x, dtype=np.int64) for x in (tp, fp, fn, tn))
+    return float(miou_of_sums(*sums))
+
+
+def miou_of_sums(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
+    """`pooled_miou` of confusion counts already summed, element-wise (e.g. one per bootstrap resample)."""
+    fg = iou(tp, fp, fn)
+    bg = iou(tn, fn, fp)  # background's TP is TN; its FP is the foreground's FN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # both classes absent: NaN
+        return np.nanmean(np.stack([fg, bg]), axis=0)
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..evaluation import stats
 from ..evaluation.comparison import Comparison, ModelCases, compare, load_cases
-from ..evaluation.metrics import pooled_miou
+from ..evaluation.metrics import miou_of_sums
 
 TABLE_METRICS = ("miou", "sen", "spc", "dsc", "hd")
 PERCENT = frozenset({"miou", "sen", "spc", "dsc"})
@@ -45,7 +45,7 @@ class DatasetStats:
 def _miou_draws(frame, resampler: stats.Resampler, rows: np.ndarray) -> np.ndarray:
     """Resampled pooled mIoU of a fold (percent) from its summed confusion counts."""
     sums = resampler.sums(frame[["tp", "fp", "fn", "tn"]].to_numpy(np.float64)[rows])
-    return np.array([100.0 * pooled_miou(*row) for row in sums])
+    return 100.0 * miou_of_sums(*sums.T)
 
 
 def entry_intervals(model: ModelCases, clusters_of, n_resamples: int = stats.N_RESAMPLES) -> dict[str, tuple]:
