@@ -134,6 +134,29 @@ def test_divergence_is_recorded_as_failed(synthetic_root, tmp_path, monkeypatch)
     assert not (tmp_path / "last.pt").exists()
 
 
+@pytest.mark.parametrize(("interval_s", "saved_epochs"), [(0.0, [1, 2, 3]), (1e9, [3])])
+def test_checkpoints_follow_the_interval_and_the_last_epoch_is_always_written(
+    synthetic_root, tmp_path, monkeypatch, interval_s, saved_epochs
+):
+    import benchmark.training.train as train_module
+
+    saved = []
+    write = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint", lambda trainer, run_dir: (saved.append(trainer.epoch),
+                                                                                   write(trainer, run_dir)))
+    monkeypatch.setattr(Trainer, "_step", lambda self, x, y, lr: torch.tensor(0.5))  # no optimiser work needed
+    options = TrainOptions(device="cpu", progress=False, checkpoint_every_s=interval_s)
+    record = run_training("miniseg", "synthetic", 1, get_protocol("smoke", ["epochs=3"]), options,
+                          synthetic_root, tmp_path)
+    assert record["status"] == "done" and saved == saved_epochs
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_a_negative_checkpoint_interval_is_refused():
+    with pytest.raises(ValueError, match="checkpoint interval must be >= 0 seconds, got -1"):
+        TrainOptions(checkpoint_every_s=-1)
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_one_fast_epoch_on_real_ct100_fold0_at_128px(shared_data, tmp_path):

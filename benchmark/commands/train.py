@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads of this process (default: torch's; on a busy or small machine "
                         "fewer threads than cores is often faster; pool/ray workers use --cpus-per-job)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--checkpoint-every", type=float, default=0.0, metavar="SECONDS",
+                        help="write last.pt at most this often (default: 0, after every epoch; the last epoch is "
+                        "always written). An interrupted job resumes from its last checkpoint")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and each job's status; train nothing")
     parser.add_argument("--executor", choices=("local", "pool", "ray"), default="local",
                         help="local: one job at a time here (default); pool: worker processes, one per visible "
@@ -159,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USER_ERROR
     protocol = get_protocol(args.protocol, args.overrides, seed=args.seed)
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
-                           compile=args.compile, progress=not args.no_progress)
+                           compile=args.compile, progress=not args.no_progress,
+                           checkpoint_every_s=args.checkpoint_every)
     jobs = plan_jobs(models, expand_datasets(args.datasets), parse_folds(args.folds),
                      protocol, options, args.data_root, args.results, args.split)
     if args.dry_run:

