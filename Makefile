@@ -1,9 +1,11 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv on first use and install the project into it.
+# Both create .venv on first use and install the project into it; `make test` adds the dev extras
+# (pytest, pytest-benchmark, ray, monai), which the demo does not need.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test bench venv clean-venv
 
@@ -14,16 +16,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# This torch/torchvision pair is on the local disk of our machines (no download).
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(PY) run_benchmark.py demo
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only
 
 clean-venv:

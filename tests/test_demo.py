@@ -25,7 +25,8 @@ def test_demo_recipe_and_parallel_cpu_workers():
     argv = train_argv(cpu, "synthetic")
     train = parser.parse_args(argv)  # the train command accepts what the demo passes
     assert train.executor == "pool" and train.workers == 2 and train.cpus_per_job == 1
-    assert {"epochs=12", "batch_size=2", "eval_every=3", "base_size=96"} <= set(train.overrides)
+    assert {"epochs=8", "batch_size=2", "lr=0.004", "eval_every=2", "base_size=96"} <= set(train.overrides)
+    assert train.checkpoint_every == 60
     single = parser.parse_args(train_argv(parser.parse_args(["demo", "--device", "cpu", "--workers", "1"]), "synthetic"))
     assert single.executor == "local"
 
