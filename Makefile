@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# This torch/torchvision pair is on the local disk of our machines (no download).
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e .
+	# PYTHONWARNINGS: setuptools' notice on every editable build is not for our users.
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(DEV_STAMP)
 
 demo: $(STAMP)
