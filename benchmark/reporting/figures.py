@@ -256,7 +256,9 @@ def training_curves(results: Results, dataset: str) -> FigureSpec | None:
             ax_dsc.text(0.5, 0.5, "no per-epoch test metrics recorded", ha="center", va="center",
                         transform=ax_dsc.transAxes)
         fig.suptitle(f"Training curves on {dataset} (thin: folds, thick: mean over folds)")
-    caption = f"Per-epoch training loss and test-fold DSC on {dataset}, from the run records' history."
+    caption = (f"Per-epoch training loss and test-fold DSC on {dataset}, from the run records' history. The loss "
+               "is each model's training objective: for models with auxiliary heads (MiniSeg: three) it sums "
+               "the weighted loss of every head, so its level is not comparable across models.")
     return FigureSpec(f"training_curves_{dataset}", f"Training curves, {dataset}", caption, fig)
 
 
