@@ -140,7 +140,8 @@ def test_weights_path_runs_each_fold_with_its_training_normalisation(synth_root,
         torch.save(conv.state_dict(), tmp_path / f"w{k}.pth")
     monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
     result = evaluate.evaluate_weights(
-        "synthetic", synth_root, "conv", str(tmp_path / "w{fold}.pth"), save_maps=tmp_path / "saved"
+        "synthetic", synth_root, "conv", str(tmp_path / "w{fold}.pth"), save_maps=tmp_path / "saved",
+        normalization="fold",
     )
     folds = get_folds("synthetic", synth_root)
     data = load_dataset("synthetic", synth_root, size=512)
@@ -154,6 +155,39 @@ def test_weights_path_runs_each_fold_with_its_training_normalisation(synth_root,
             assert np.array_equal(saved, expected), (k, slice_id)
     again = evaluate.evaluate_maps("synthetic", synth_root, tmp_path / "saved")
     assert again.summary == result.summary
+
+
+def test_weights_trained_with_imagenet_statistics_are_run_with_them(synth_root, tmp_path, monkeypatch):
+    """A checkpoint of our `train` that records ImageNet normalisation is run with ImageNet's mean/std
+    (channel 0: 0.485, 0.229), not the fold's; 'fold' given explicitly overrides it."""
+    import models
+
+    conv = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[1, 0] = 1.0  # foreground logit = normalised grey of channel 0
+    for k in range(1, 6):
+        torch.save({"model": conv.state_dict(), "protocol": {"normalization": "imagenet"}}, tmp_path / f"c{k}.pt")
+    monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
+    pattern = str(tmp_path / "c{fold}.pt")
+    result = evaluate.evaluate_weights("synthetic", synth_root, "conv", pattern, save_maps=tmp_path / "imagenet")
+    assert result.normalization == ["imagenet"] * 5
+    folds = get_folds("synthetic", synth_root)
+    data = load_dataset("synthetic", synth_root, size=512)
+    index = {i: n for n, i in enumerate(data.ids)}
+    slice_id = folds[0][0]
+    saved = np.asarray(Image.open(tmp_path / "imagenet" / "CrossVal1" / f"{slice_id}.png")) > 0
+    assert np.array_equal(saved, data.images[index[slice_id]].astype(np.float64) / 255 > 0.485)
+    forced = evaluate.evaluate_weights("synthetic", synth_root, "conv", pattern, normalization="fold")
+    assert forced.normalization == ["fold"] * 5 and forced.summary != result.summary
+
+
+def test_auto_normalisation_follows_each_models_paper_recipe():
+    assert evaluate.recipe_normalization("miniseg") == "fold"
+    assert evaluate.recipe_normalization("pspnet-resnet101") == "imagenet"  # trained from ImageNet weights
+    assert evaluate.checkpoint_normalization({"model": {}, "protocol": {"normalization": "imagenet"}}) == "imagenet"
+    assert evaluate.checkpoint_normalization({"conv.weight": torch.zeros(1)}) is None
 
 
 def test_weights_errors_name_the_file(synth_root, tmp_path):

@@ -4,7 +4,10 @@ Sources (one of):
   --maps DIR                 maps laid out as DIR/CrossVal{1..5}/<slice id>.png (the authors'
                              SegMaps layout; 0/255 PNGs at 512x512, any value > 0 is infection)
   --model NAME --weights P   run model NAME with fold k's weights (P with {fold} = 1..5) on fold k's
-                             test slices, normalised with fold k's training slices' statistics;
+                             test slices, normalised as the weights were trained (--normalization:
+                             by default what a checkpoint of our `train` records, else the model's
+                             `paper` recipe: ImageNet statistics for the rows trained from ImageNet
+                             weights, else fold k's training slices' statistics);
                              --save-maps DIR writes its predictions in the SegMaps layout
 
 Ground truth is the dataset's masks at 512x512 (nearest neighbour where a slice has another size).
@@ -52,7 +55,7 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
-from ..evaluation import POLICIES
+from ..evaluation import NORMALIZATIONS, POLICIES
 from .folds import add_split
 
 NSD_TOLERANCE_PX = 2.0  # = evaluation.metrics.NSD_TOLERANCE_PX (not imported here: parsing stays light)
@@ -86,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on thread count, CPU or cuDNN algorithm, so released weights reproduce released maps exactly; "
         "float32 is faster)",
     )
+    parser.add_argument(
+        "--normalization", choices=NORMALIZATIONS, default="auto",
+        help="with --model: input normalisation the weights were trained with: fold (the fold's training slices' "
+        "mean/std), imagenet, or auto (default: the checkpoint's own protocol where it records one, else the "
+        "model's paper recipe)",
+    )
     add_json(parser)
 
 
@@ -116,9 +125,10 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
     else:
         result = evaluate.evaluate_weights(
             args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
-            getattr(torch, args.precision), args.split, args.nsd_tolerance,
+            getattr(torch, args.precision), args.split, args.nsd_tolerance, args.normalization,
         )
-        source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision}
+        source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision,
+                  "normalization": result.normalization}
     extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}
     return result, source, extra
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import metrics
+from . import NORMALIZATIONS, metrics
 from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
 
@@ -38,6 +38,7 @@ class Evaluation:
     summary: dict[str, dict[str, Any]]
     split: str = "paper"
     nsd_tolerance: float = metrics.NSD_TOLERANCE_PX
+    normalization: list[str] | None = None  # per fold, where a model ran ("fold" or "imagenet")
 
 
 def _main_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -240,16 +241,22 @@ def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     return None
 
 
-def load_weights(
-    model: torch.nn.Module, path: Path, device: torch.device, name: str = "the model"
-) -> torch.nn.Module:
-    """Load `path` (weights_only) into `model` strictly; an unreadable or mismatched file is an error naming it
-    and the model (`name`), with the first mismatching key and both shapes."""
+def read_weights_file(path: Path, device: torch.device) -> Any:
+    """`torch.load(path, weights_only=True)`; an unreadable file is an error naming it."""
     try:
-        loaded = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises pickle, zip and runtime errors alike for a bad file
         reason = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else ""
         raise BadValue(f"{path}: not a loadable weights file ({type(err).__name__}: {reason})") from None
+
+
+def load_weights(
+    model: torch.nn.Module, path: Path, device: torch.device, name: str = "the model", loaded: Any = None
+) -> torch.nn.Module:
+    """Load `path` (weights_only; or its already `loaded` content) into `model` strictly; an unreadable or
+    mismatched file is an error naming it and the model (`name`), with the first mismatching key and both shapes."""
+    if loaded is None:
+        loaded = read_weights_file(path, device)
     state = _state_dict(loaded, path)
     problem = weights_mismatch(model, state)
     if problem:
@@ -266,6 +273,29 @@ def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarr
         atomic_write(fold_dir / f"{slice_id}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
 
 
+def recipe_normalization(model_name: str) -> str:
+    """How the `paper` preset normalises `model_name`'s inputs: "imagenet" (rows trained from ImageNet
+    weights) or "fold" (the training slices' statistics)."""
+    from ..training.protocol import for_model, get_protocol
+
+    return for_model(get_protocol("paper"), model_name)[0].normalization
+
+
+def checkpoint_normalization(loaded: Any) -> str | None:
+    """The normalisation a checkpoint of our `train` records in its protocol; None for a plain state_dict."""
+    protocol = loaded.get("protocol") if isinstance(loaded, dict) else None
+    value = protocol.get("normalization") if isinstance(protocol, dict) else None
+    return value if value in ("fold", "imagenet") else None
+
+
+def input_statistics(normalization: str, train_images: np.ndarray) -> tuple[Any, Any]:
+    """(mean, std) of a model's inputs: ImageNet's per channel, or the fold's training slices' (one value)."""
+    from ..datasets import normalization_stats
+    from ..training.protocol import IMAGENET_MEAN, IMAGENET_STD
+
+    return (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else normalization_stats(train_images)
+
+
 def evaluate_weights(
     dataset: str,
     data_root: str | Path,
@@ -277,11 +307,21 @@ def evaluate_weights(
     dtype: torch.dtype = torch.float64,
     split: str = "paper",
     nsd_tolerance: float = metrics.NSD_TOLERANCE_PX,
+    normalization: str = "auto",
 ) -> Evaluation:
-    """Run `model_name` with fold k's weights on fold k's test slices (fold k's training normalisation), then score."""
+    """Run `model_name` with fold k's weights on fold k's test slices, then score.
+
+    Inputs are normalised as the weights were trained: `normalization` "fold" (fold k's training
+    slices' statistics) or "imagenet"; "auto" takes what a checkpoint of our `train` records, else the
+    model's `paper` recipe (ImageNet for the rows trained from ImageNet weights, else fold). The
+    normalisation used is in `Evaluation.normalization` (one entry per fold).
+    """
     from models import create_model
 
-    from ..datasets import get_folds, load_dataset, normalization_stats
+    from ..datasets import get_folds, load_dataset
+
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
 
     data_root, device = Path(data_root), torch.device(device)
     folds = get_folds(dataset, data_root, split=split)
@@ -289,16 +329,21 @@ def evaluate_weights(
     all_ids = [i for fold in folds for i in fold]
     data = load_dataset(dataset, data_root, ids=all_ids, size=EVAL_SIZE)
     fold_of = np.repeat(np.arange(len(folds)), [len(f) for f in folds])
-    per_fold = []
+    per_fold, used = [], []
     for k, (ids, path) in enumerate(zip(folds, paths), start=1):
         test = fold_of == k - 1
-        mean, std = normalization_stats(data.images[~test])
-        model = load_weights(create_model(model_name), path, device, model_name)
+        loaded = read_weights_file(path, device)
+        model = load_weights(create_model(model_name), path, device, model_name, loaded)
+        used.append(normalization if normalization != "auto"
+                    else checkpoint_normalization(loaded) or recipe_normalization(model_name))
+        mean, std = input_statistics(used[-1], data.images[~test])
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
         per_fold.append((list(ids), pred, data.masks[test]))
-    return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
+    evaluation = _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
+    evaluation.normalization = used
+    return evaluation
 
 
 def _policy_block(summary: dict[str, Any]) -> dict[str, Any]:
