@@ -14,7 +14,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.reporting import write_report
-from benchmark.reporting.figures import png_source_tag
+from benchmark.reporting.figures import fastest_per_decade, png_source_tag
 from benchmark.reporting.load import canonical_dataset, load_results
 from benchmark.reporting.tables import MISSING, accuracy_file, efficiency_file, latex_escape, per_fold_file
 
@@ -408,3 +408,8 @@ def test_table5_ci_significance_and_statistics_figures(tmp_path: Path):
     assert 'id="fig-cd_CT100"' in (out / "index.html").read_text()
     compared = json.loads((out / "stats" / "compare_CT100.json").read_text())
     assert compared["reference"] == "miniseg" and compared["models"]["enet"]["p_holm"] < 0.05
+
+
+def test_throughput_figure_names_the_fastest_model_of_each_size_decade():
+    points = [(8.3e4, 7.0), (3.0e4, 15.0), (5.0e4, 9.0), (1.6e6, 6.9), (2.4e6, 3.4), (1.3e8, 0.24)]
+    assert fastest_per_decade(points) == {1, 3, 5}  # 10K-100K: 15 img/s; 1M-10M: 6.9; 100M+: the only one
