@@ -189,11 +189,40 @@ def test_weights_trained_with_imagenet_statistics_are_run_with_them(synth_root, 
     assert abs(mean - 0.485) > 0.05  # the two normalisations give different maps
 
 
+def test_a_checkpoint_that_records_its_training_statistics_is_run_with_them(synth_root, tmp_path, monkeypatch):
+    """Our last.pt stores the mean/std the model was trained with (computed at the training size): 'auto' uses
+    exactly those; the maps are thresholded at the recorded mean 0.7, not at the fold's own mean."""
+    import models
+
+    conv = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[1, 0] = 1.0
+    for k in range(1, 6):
+        torch.save({"model": conv.state_dict(), "protocol": {"normalization": "fold"}, "input_mean": [0.7],
+                    "input_std": [0.1]}, tmp_path / f"c{k}.pt")
+    monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
+    monkeypatch.setattr(evaluate, "_collect", lambda *args: types.SimpleNamespace())
+    result = evaluate.evaluate_weights("synthetic", synth_root, "conv", str(tmp_path / "c{fold}.pt"),
+                                       save_maps=tmp_path / "maps")
+    assert result.normalization == ["fold"] * 5
+    data = load_dataset("synthetic", synth_root, size=512)
+    slice_id = get_folds("synthetic", synth_root)[0][0]
+    grey = data.images[list(data.ids).index(slice_id)].astype(np.float64) / 255
+    saved = np.asarray(Image.open(tmp_path / "maps" / "CrossVal1" / f"{slice_id}.png")) > 0
+    assert np.array_equal(saved, grey > 0.7) and saved.any() and not saved.all()
+
+
 def test_auto_normalisation_follows_each_models_paper_recipe():
     assert evaluate.recipe_normalization("miniseg") == "fold"
     assert evaluate.recipe_normalization("pspnet-resnet101") == "imagenet"  # trained from ImageNet weights
     assert evaluate.checkpoint_normalization({"model": {}, "protocol": {"normalization": "imagenet"}}) == "imagenet"
     assert evaluate.checkpoint_normalization({"conv.weight": torch.zeros(1)}) is None
+    assert evaluate.checkpoint_statistics({"input_mean": [0.4], "input_std": [0.2]}) == (0.4, 0.2)
+    assert evaluate.checkpoint_statistics({"input_mean": [0.1, 0.2, 0.3], "input_std": [1.0, 1.0, 1.0]}) == (
+        (0.1, 0.2, 0.3), (1.0, 1.0, 1.0))
+    assert evaluate.checkpoint_statistics({"input_mean": [0.4]}) is None
 
 
 def test_weights_errors_name_the_file(synth_root, tmp_path):

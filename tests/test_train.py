@@ -100,6 +100,14 @@ def test_imagenet_normalisation_reaches_the_model_inputs():
     assert not torch.allclose(first[:, 0], first[:, 2])  # the channels are normalised apart
 
 
+def test_checkpoints_record_the_input_statistics_the_model_was_trained_with():
+    fold = _random_fold()
+    state = Trainer("miniseg", fold, SMALL, TrainOptions(device="cpu")).state_dict()
+    assert (state["input_mean"], state["input_std"]) == ([0.5], [0.29])
+    imagenet = Trainer("miniseg", fold, get_protocol("smoke", ["normalization=imagenet"]), TrainOptions(device="cpu"))
+    assert imagenet.state_dict()["input_mean"] == [0.485, 0.456, 0.406]
+
+
 def test_resuming_from_a_state_dict_continues_exactly():
     """Two epochs straight equal one epoch, a save/load round trip into a new trainer, one more epoch."""
     straight = Trainer("miniseg", _random_fold(), SMALL, TrainOptions(device="cpu"))

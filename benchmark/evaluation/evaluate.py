@@ -288,6 +288,16 @@ def checkpoint_normalization(loaded: Any) -> str | None:
     return value if value in ("fold", "imagenet") else None
 
 
+def checkpoint_statistics(loaded: Any) -> tuple[Any, Any] | None:
+    """The (mean, std) a checkpoint of our `train` was trained with (one value, or one per channel); None if absent."""
+    if not isinstance(loaded, dict) or not all(isinstance(loaded.get(k), list) for k in ("input_mean", "input_std")):
+        return None
+    mean, std = (tuple(float(v) for v in loaded[k]) for k in ("input_mean", "input_std"))
+    if len(mean) != len(std) or len(mean) not in (1, 3):
+        return None
+    return (mean[0], std[0]) if len(mean) == 1 else (mean, std)
+
+
 def input_statistics(normalization: str, train_images: np.ndarray) -> tuple[Any, Any]:
     """(mean, std) of a model's inputs: ImageNet's per channel, or the fold's training slices' (one value)."""
     from ..datasets import normalization_stats
@@ -313,7 +323,8 @@ def evaluate_weights(
 
     Inputs are normalised as the weights were trained: `normalization` "fold" (fold k's training
     slices' statistics) or "imagenet"; "auto" takes what a checkpoint of our `train` records, else the
-    model's `paper` recipe (ImageNet for the rows trained from ImageNet weights, else fold). The
+    model's `paper` recipe (ImageNet for the rows trained from ImageNet weights, else fold); with "auto"
+    a checkpoint that records the mean/std it was trained with is run with exactly those. The
     normalisation used is in `Evaluation.normalization` (one entry per fold).
     """
     from models import create_model
@@ -334,9 +345,10 @@ def evaluate_weights(
         test = fold_of == k - 1
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
+        recorded = checkpoint_statistics(loaded) if normalization == "auto" else None
         used.append(normalization if normalization != "auto"
                     else checkpoint_normalization(loaded) or recipe_normalization(model_name))
-        mean, std = input_statistics(used[-1], data.images[~test])
+        mean, std = recorded or input_statistics(used[-1], data.images[~test])
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)

@@ -322,6 +322,9 @@ class Trainer:
             "history": self.history,
             "rng": capture_rng(self.generator),
             "protocol": self.protocol.to_dict(),
+            # the input statistics the model was trained with: `evaluate --model` reuses them
+            "input_mean": _as_floats(self.input_mean),
+            "input_std": _as_floats(self.input_std),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -340,6 +343,11 @@ class Trainer:
             "eval_s": self.eval_s,
             "train_img_s": self.images_trained / self.train_s if self.train_s > 0 else None,
         }
+
+
+def _as_floats(value: float | tuple[float, ...]) -> list[float]:
+    """A normalisation value (one for every channel, or one per channel) as a list of floats."""
+    return [float(v) for v in value] if isinstance(value, tuple) else [float(value)]
 
 
 def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
