@@ -128,17 +128,23 @@ def test_map_of_a_slice_from_another_fold_is_an_error_naming_it(synth_root, perf
         evaluate.evaluate_maps("synthetic", synth_root, perfect_maps)
 
 
-def test_weights_path_runs_each_fold_with_its_training_normalisation(synth_root, tmp_path, monkeypatch):
-    """A 1x1 conv model (logit_fg = normalised grey) predicts 'img/255 > fold mean'; --save-maps round-trips."""
-    import models
-
+def _save_grey_conv(path_of_fold, **checkpoint) -> None:
+    """Per-fold weights of a 1x1 conv whose foreground logit is the normalised grey of channel 0, so its map
+    is 'grey > mean': a state_dict, or a checkpoint dict with the given extra keys."""
     conv = nn.Conv2d(3, 2, 1)
     with torch.no_grad():
         conv.weight.zero_()
         conv.bias.zero_()
         conv.weight[1, 0] = 1.0
     for k in range(1, 6):
-        torch.save(conv.state_dict(), tmp_path / f"w{k}.pth")
+        torch.save({"model": conv.state_dict(), **checkpoint} if checkpoint else conv.state_dict(), path_of_fold(k))
+
+
+def test_weights_path_runs_each_fold_with_its_training_normalisation(synth_root, tmp_path, monkeypatch):
+    """A 1x1 conv model (logit_fg = normalised grey) predicts 'img/255 > fold mean'; --save-maps round-trips."""
+    import models
+
+    _save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
     monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
     result = evaluate.evaluate_weights(
         "synthetic", synth_root, "conv", str(tmp_path / "w{fold}.pth"), save_maps=tmp_path / "saved",
@@ -163,13 +169,7 @@ def test_weights_trained_with_imagenet_statistics_are_run_with_them(synth_root, 
     (channel 0: 0.485, 0.229), not the fold's; 'fold' given explicitly overrides it."""
     import models
 
-    conv = nn.Conv2d(3, 2, 1)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[1, 0] = 1.0  # foreground logit = normalised grey of channel 0
-    for k in range(1, 6):
-        torch.save({"model": conv.state_dict(), "protocol": {"normalization": "imagenet"}}, tmp_path / f"c{k}.pt")
+    _save_grey_conv(lambda k: tmp_path / f"c{k}.pt", protocol={"normalization": "imagenet"})
     monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
     monkeypatch.setattr(evaluate, "_collect", lambda *args: types.SimpleNamespace())  # the maps are what counts
     pattern = str(tmp_path / "c{fold}.pt")
@@ -194,14 +194,8 @@ def test_a_checkpoint_that_records_its_training_statistics_is_run_with_them(synt
     exactly those; the maps are thresholded at the recorded mean 0.7, not at the fold's own mean."""
     import models
 
-    conv = nn.Conv2d(3, 2, 1)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[1, 0] = 1.0
-    for k in range(1, 6):
-        torch.save({"model": conv.state_dict(), "protocol": {"normalization": "fold"}, "input_mean": [0.7],
-                    "input_std": [0.1]}, tmp_path / f"c{k}.pt")
+    _save_grey_conv(lambda k: tmp_path / f"c{k}.pt", protocol={"normalization": "fold"}, input_mean=[0.7],
+                    input_std=[0.1])
     monkeypatch.setattr(models, "create_model", lambda name: nn.Conv2d(3, 2, 1))
     monkeypatch.setattr(evaluate, "_collect", lambda *args: types.SimpleNamespace())
     result = evaluate.evaluate_weights("synthetic", synth_root, "conv", str(tmp_path / "c{fold}.pt"),

@@ -44,8 +44,9 @@ DEFAULT_OUT = Path("demo-output/reports")
 #   12 epochs, batch 4, lr 5e-3: 78.2 / 75.2 / 72.9, 229 s
 #    8 epochs, batch 2, lr 4e-3: 77.4 / 75.8 / 73.5, 186 s   <- the demo's
 #    8 epochs, batch 2, lr 5e-3: 80.6 / 75.8 / 72.1
-# On a CPU a step of these nets costs little more at 64 px than at 96 (per-layer overhead dominates),
-# so fewer steps, not smaller images, is what shortens the demo. ENet, the cheapest per image, needs ~20
+# On a CPU per-layer overhead dominates these nets: a step (batch 2, one thread) at 64 px vs 96 px costs
+# MiniSeg 146 vs 175 ms, EDANet 93 vs 129, CGNet 114 vs 180, so fewer steps, not smaller images, is what
+# shortens the demo most for the model it is about. ENet, the cheapest per image, needs ~20
 # epochs to pass DSC 70. The test fold is scored every 2 epochs so the report's test-DSC plot is a curve.
 DEMO_OVERRIDES = ("epochs=8", "batch_size=2", "lr=0.004", "eval_every=2")
 # A job's epochs last a few seconds: one checkpoint per job (its last epoch) instead of one per epoch.

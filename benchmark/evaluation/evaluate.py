@@ -298,12 +298,26 @@ def checkpoint_statistics(loaded: Any) -> tuple[Any, Any] | None:
     return (mean[0], std[0]) if len(mean) == 1 else (mean, std)
 
 
-def input_statistics(normalization: str, train_images: np.ndarray) -> tuple[Any, Any]:
-    """(mean, std) of a model's inputs: ImageNet's per channel, or the fold's training slices' (one value)."""
+def weights_normalization(
+    requested: str, loaded: Any, model_name: str, train_images: np.ndarray
+) -> tuple[str, Any, Any]:
+    """(normalisation, mean, std) to run one fold's weights with.
+
+    `requested` "fold" or "imagenet" is used as given (fold: the training slices' statistics). "auto"
+    takes the normalisation a checkpoint of our `train` records, else the model's `paper` recipe, and
+    the exact mean/std the checkpoint was trained with where it records them.
+    """
     from ..datasets import normalization_stats
     from ..training.protocol import IMAGENET_MEAN, IMAGENET_STD
 
-    return (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else normalization_stats(train_images)
+    if requested != "auto":
+        name, recorded = requested, None
+    else:
+        name = checkpoint_normalization(loaded) or recipe_normalization(model_name)
+        recorded = checkpoint_statistics(loaded)
+    if recorded is not None:
+        return (name, *recorded)
+    return (name, IMAGENET_MEAN, IMAGENET_STD) if name == "imagenet" else (name, *normalization_stats(train_images))
 
 
 def evaluate_weights(
@@ -345,10 +359,8 @@ def evaluate_weights(
         test = fold_of == k - 1
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
-        recorded = checkpoint_statistics(loaded) if normalization == "auto" else None
-        used.append(normalization if normalization != "auto"
-                    else checkpoint_normalization(loaded) or recipe_normalization(model_name))
-        mean, std = recorded or input_statistics(used[-1], data.images[~test])
+        name, mean, std = weights_normalization(normalization, loaded, model_name, data.images[~test])
+        used.append(name)
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
