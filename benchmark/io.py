@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
+
+#: Random temp names tried before giving up (a clash needs the same 32 random bits twice).
+TEMP_NAME_TRIES = 100
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` on a temp file beside `path`, then rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temp_file(path)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -25,11 +25,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _umask() -> int:
-    """The process umask (mkstemp creates 0600 files; results should get the usual mode)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temp_file(path: Path) -> Path:
+    """An empty, new file `.<name>.<random>.tmp` beside `path`, created with the usual mode (0666 less the umask).
+
+    `os.open` with mode 0666 lets the kernel apply the process umask, so it is never read or changed here
+    (changing it would race with other threads creating files, such as a runner's lock heartbeat).
+    """
+    for _ in range(TEMP_NAME_TRIES):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name} after {TEMP_NAME_TRIES} tries")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
