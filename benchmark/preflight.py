@@ -213,7 +213,7 @@ def dataset_problems(name: str, data_root: str | Path, split: str = "paper", mas
 
 def _slice_files(spec: Any, folder: Path, slice_id: str, masks_only: bool) -> tuple[Path, ...]:
     """The files one slice needs: its mask, and its image unless `masks_only`."""
-    from .datasets.loading import image_path, mask_path
+    from .datasets.layout import image_path, mask_path
 
     mask = mask_path(spec, folder, slice_id)
     return (mask,) if masks_only else (image_path(folder, slice_id), mask)

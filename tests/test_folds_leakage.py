@@ -6,19 +6,19 @@ import json
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasets import DATASET_NAMES, get_folds, get_spec, patient_map, results_key
+from benchmark.datasets import DATASET_NAMES, get_folds, patient_map, results_key
 from benchmark.datasets.folds import fold_leaks, grouped_from, parse_results_key
 
 
 def test_patient_of_each_dataset():
-    assert get_spec("P20").patient_of("radiopaedia_10_85902_1_0012") == "radiopaedia_10_85902"
-    assert get_spec("P20").patient_of("radiopaedia_10_85902_3_0100") == "radiopaedia_10_85902"
-    assert get_spec("P20").volume_of("radiopaedia_10_85902_3_0100") == "radiopaedia_10_85902_3"
-    assert get_spec("P20").patient_of("coronacases_001_0045") == "coronacases_001"
-    assert get_spec("P9").patient_of("3_0120") == "3"
-    assert get_spec("P1110").patient_of("study_0255_0010") == "study_0255"
-    assert get_spec("synthetic").patient_of("synth_07_0002") == "synth_07"
-    assert get_spec("CT100").patient_of("tr_im_0007") == "tr_im_0007" and get_spec("CT100").volume_of("x") is None
+    assert patient_map("P20").patient_of("radiopaedia_10_85902_1_0012") == "radiopaedia_10_85902"
+    assert patient_map("P20").patient_of("radiopaedia_10_85902_3_0100") == "radiopaedia_10_85902"
+    assert patient_map("P20").volume_of("radiopaedia_10_85902_3_0100") == "radiopaedia_10_85902_3"
+    assert patient_map("P20").patient_of("coronacases_001_0045") == "coronacases_001"
+    assert patient_map("P9").patient_of("3_0120") == "3"
+    assert patient_map("P1110").patient_of("study_0255_0010") == "study_0255"
+    assert patient_map("synthetic").patient_of("synth_07_0002") == "synth_07"
+    assert patient_map("CT100").patient_of("tr_im_0007") == "tr_im_0007" and patient_map("CT100").volume_of("x") is None
     assert "JunMa11/COVID-19-CT-Seg-Benchmark/issues/3" in patient_map("P20").source
 
 

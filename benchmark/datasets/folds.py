@@ -20,11 +20,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .loading import IMAGE_DIR, dataset_path
+from .layout import DATALIST_DIR, IMAGE_DIR, dataset_path
 from .specs import DatasetSpec, get_spec
 
 N_FOLDS = 5
-DATALIST_DIR = "dataList"
 FOLD_SCHEMA = "miniseg-bench/folds/1"
 PATIENTS_SCHEMA = "miniseg-bench/patients/1"
 SPLITS = ("paper", "grouped")

@@ -1,8 +1,6 @@
-"""On-disk layout and loading: slices decoded once per process into uint8 images and bool masks.
+"""Loading: slices decoded once per process into uint8 images and bool masks (layout: benchmark.datasets.layout).
 
-Layout (the authors' release): `<root>/<folder>/tr_im/<id>.png` (8-bit grayscale CT slice)
-and `<root>/<folder>/tr_mask/<mask id>.png` (0 = background, one non-zero value = infection;
-0/255 or a 0/1 palette PNG).
+Masks are 0 = background, one non-zero value = infection (0/255, or a 0/1 palette PNG).
 """
 from __future__ import annotations
 
@@ -14,11 +12,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BadValue, InputMismatch
+from .folds import get_folds
+from .layout import IMAGE_DIR, MASK_DIR, PNG, dataset_path, image_path, mask_path
 from .specs import DatasetSpec, get_spec
-
-IMAGE_DIR = "tr_im"
-MASK_DIR = "tr_mask"
-PNG = ".png"
 
 _CACHE: dict[tuple[str, str, int, int], np.ndarray] = {}
 
@@ -35,11 +31,6 @@ class SliceSet:
         return len(self.ids)
 
 
-def dataset_path(spec: DatasetSpec, data_root: str | Path) -> Path:
-    """`<root>/<folder>` without side effects (no synthetic generation)."""
-    return Path(data_root) / spec.folder
-
-
 def dataset_dir(name: str, data_root: str | Path) -> Path:
     """`<root>/COVID-19-<NAME>` (synthetic: `<root>/synthetic`, generated on first use)."""
     spec = get_spec(name)
@@ -48,16 +39,6 @@ def dataset_dir(name: str, data_root: str | Path) -> Path:
 
         return ensure_synthetic(data_root)
     return dataset_path(spec, data_root)
-
-
-def image_path(folder: Path, slice_id: str) -> Path:
-    """Where slice `slice_id`'s image lives."""
-    return folder / IMAGE_DIR / f"{slice_id}{PNG}"
-
-
-def mask_path(spec: DatasetSpec, folder: Path, slice_id: str) -> Path:
-    """Where slice `slice_id`'s mask lives (CT100: tr_mask/tr_mask_XXXX.png)."""
-    return folder / MASK_DIR / f"{spec.mask_id(slice_id)}{PNG}"
 
 
 def _require_dir(path: Path, spec: DatasetSpec) -> Path:
@@ -163,8 +144,6 @@ def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarr
 
 def _default_ids(name: str, data_root: Path) -> list[str]:
     """Every slice the folds use, sorted (CT100: 99 slices, tr_im_0048 left out as in the paper)."""
-    from .folds import get_folds
-
     return sorted({i for fold in get_folds(name, data_root) for i in fold})
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..io import atomic_write_json
 from .download import is_archive, safe_extract
-from .loading import IMAGE_DIR, MASK_DIR, PNG, dataset_path
+from .layout import DATALIST_DIR, IMAGE_DIR, MASK_DIR, PNG, dataset_path
 from .specs import DatasetSpec, get_spec
 
 DEFAULT_WINDOW_HU = (-1250.0, 250.0)
@@ -233,7 +233,7 @@ def find_release_folder(spec: DatasetSpec, source: Path) -> Path | None:
 
 def copy_release(release: Path, out_dir: Path, masks_only: bool) -> dict[str, int]:
     """Copy tr_mask/ (and tr_im/, dataList/) of a release folder; return slice counts."""
-    subdirs = [MASK_DIR, "dataList"] + ([] if masks_only else [IMAGE_DIR])
+    subdirs = [MASK_DIR, DATALIST_DIR] + ([] if masks_only else [IMAGE_DIR])
     for sub in subdirs:
         if (release / sub).is_dir():
             shutil.rmtree(out_dir / sub, ignore_errors=True)

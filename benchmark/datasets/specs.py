@@ -71,18 +71,6 @@ class DatasetSpec:
         """True when `slice_id` matches this dataset's id pattern."""
         return re.fullmatch(self.id_regex, slice_id) is not None
 
-    def patient_of(self, slice_id: str) -> str:
-        """The patient a slice belongs to (folds/<NAME>.patients.json); the slice itself where ids carry none (CT100)."""
-        from .folds import patient_map
-
-        return patient_map(self.name).patient_of(slice_id)
-
-    def volume_of(self, slice_id: str) -> str | None:
-        """The CT volume a slice was cut from (P20: two volumes can share a patient); None for CT100."""
-        from .folds import patient_map
-
-        return patient_map(self.name).volume_of(slice_id)
-
 
 _MEDSEG_URL = "http://medicalsegmentation.com/covid19/"
 

@@ -22,7 +22,7 @@ from PIL import Image
 from scipy import ndimage
 
 from ..io import atomic_write_json
-from .loading import IMAGE_DIR, MASK_DIR, PNG
+from .layout import IMAGE_DIR, MASK_DIR, PNG
 from .specs import get_spec
 
 SEED = 0

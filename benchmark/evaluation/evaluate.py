@@ -166,7 +166,7 @@ def _collect(
 def _mask_file_of(dataset: str, data_root: Path) -> Callable[[str], Path]:
     """slice id -> the dataset's mask file of it (for error messages that name both files)."""
     from ..datasets import get_spec
-    from ..datasets.loading import dataset_path, mask_path
+    from ..datasets.layout import dataset_path, mask_path
 
     spec = get_spec(dataset)
     return lambda slice_id: mask_path(spec, dataset_path(spec, data_root), slice_id)
