@@ -88,11 +88,11 @@ def check_model_fields(request: TrainRequest) -> list[str]:
 
 def _effective_protocols(models: Sequence[str], protocol: Any) -> Iterator[tuple[str, Any, str | None]]:
     """(model, the protocol it trains with, None), or (model, None, why not) where it cannot apply."""
-    from .training.protocol import for_model
+    from .training.recipes import resolve
 
     for model in models:
         try:
-            effective, _ = for_model(protocol, model)
+            effective, _ = resolve(protocol, model)
         except ValueError as err:
             yield model, None, str(err)
             continue

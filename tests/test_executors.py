@@ -15,7 +15,8 @@ import torch
 from benchmark.cli import main as cli_main
 from benchmark.training.executors import LocalExecutor, get_executor
 from benchmark.io import read_json
-from benchmark.training.protocol import for_model, get_protocol
+from benchmark.training.protocol import get_protocol
+from benchmark.training.recipes import resolve
 from benchmark.records import PER_SLICE_NAME, RECORD_NAME, validate_run_record
 from benchmark.training.runner import JobLock, plan_jobs, run_grid, run_job
 from benchmark.training.train import TrainOptions
@@ -130,7 +131,7 @@ def assert_recorded_as_lost(job, outcomes, attempts: int) -> None:
     record = read_json(job.run_dir / RECORD_NAME)
     assert validate_run_record(record) == []
     assert record["status"] == "failed" and f"{attempts} attempt(s)" in record["error"]
-    assert record["protocol"] == for_model(PROTOCOL, job.model)[0].to_dict()  # the model's recipe applied
+    assert record["protocol"] == resolve(PROTOCOL, job.model)[0].to_dict()  # the model's recipe applied
 
 
 # --- pool -----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from benchmark.training.augment import augment_batch, crop_flip_params, draw_pass
 from benchmark.training.bn_init import batchnorm_init
-from benchmark.training.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, for_model, get_protocol
+from benchmark.training.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, get_protocol
+from benchmark.training.recipes import resolve
 from benchmark.training.train import FoldData, Trainer, TrainOptions
 
 
@@ -67,7 +68,7 @@ def test_to_dict_is_json_and_miniseg_trains_with_the_base_recipe():
     d = json.loads(json.dumps(PRESETS["paper"].to_dict()))
     assert d["passes"] == [[1.5, 50], [1.25, 50], [0.75, 16], [1.0, 16]] and d["differs_from_preset"] == []
     assert "user_set" not in d and (d["normalization"], d["pretrained"], d["loss"]) == ("fold", False, "ce-weighted")
-    effective, exception = for_model(PRESETS["paper"], "miniseg")
+    effective, exception = resolve(PRESETS["paper"], "miniseg")
     assert exception is None and effective.aux_weights == (1.0, 0.4, 0.4, 0.4)
     assert effective == Protocol(aux_weights=(1.0, 0.4, 0.4, 0.4))
 
@@ -79,12 +80,12 @@ def test_uniform_is_the_paper_base_recipe_for_every_model():
 
 
 def test_differs_from_preset_lists_what_the_user_changed_not_the_model_recipe():
-    unet, exception = for_model(get_protocol("paper", ["base_size=128"]), "unet")
+    unet, exception = resolve(get_protocol("paper", ["base_size=128"]), "unet")
     assert unet.passes == ((1.0, 16),) and exception["changes"] == {"passes": [[1.0, 16]]}
     assert unet.to_dict()["differs_from_preset"] == ["base_size"]
-    same, _ = for_model(get_protocol("paper", ["normalization=fold"]), "unet")  # the recipe's own value
+    same, _ = resolve(get_protocol("paper", ["normalization=fold"]), "unet")  # the recipe's own value
     assert same.to_dict()["differs_from_preset"] == [] and same == unet.with_overrides({"base_size": 512})
-    changed, exception = for_model(get_protocol("paper", ["normalization=imagenet"]), "unet")
+    changed, exception = resolve(get_protocol("paper", ["normalization=imagenet"]), "unet")
     assert changed.normalization == "imagenet" and changed.to_dict()["differs_from_preset"] == ["normalization"]
     assert exception["deviations"] == ["normalization=imagenet set with --set (the recipe's: fold)"]
 

@@ -9,8 +9,8 @@ import pytest
 from benchmark import cli
 from benchmark.paper import paper_rows, registered_rows, table4
 from benchmark.preflight import TrainRequest, run_checks
-from benchmark.training.protocol import PRESETS, for_model, get_protocol
-from benchmark.training.recipes import ROWS, effective_recipe
+from benchmark.training.protocol import PRESETS, get_protocol
+from benchmark.training.recipes import ROWS, effective_recipe, resolve
 from models import get_model_info
 
 # PROTOCOL.md, "The baselines as the authors trained them (release full_code/)" and "Training recipe".
@@ -48,7 +48,7 @@ def test_each_rows_recipe_under_paper_and_uniform_is_protocol_md(row):
     imagenet = row in imagenet_rows() and row not in NO_IMAGENET_WEIGHTS_HERE
     assert info.pretrained_backbone == (row in imagenet_rows()), "the registry disagrees with Table 4"
 
-    paper, exception = for_model(PRESETS["paper"], model)
+    paper, exception = resolve(PRESETS["paper"], model)
     assert (paper.lr, paper.batch_size, paper.epochs, paper.crop_prob, paper.flip_prob) == (1e-3, 5, 80, 0.5, 0.5)
     assert paper.passes == (MULTI_SCALE if row in ROOT else ((1.0, 16),))
     assert paper.normalization == ("imagenet" if row in TRAIN_PRETRAIN | TRAIN_INFNET else "fold")
@@ -68,7 +68,7 @@ def test_each_rows_recipe_under_paper_and_uniform_is_protocol_md(row):
         assert SCRIPT_PATH[row] in exception["text"] and row in exception["text"]
         assert ("trained from scratch" in " ".join(exception["deviations"])) == (row in NO_IMAGENET_WEIGHTS_HERE)
 
-    uniform, exception = for_model(PRESETS["uniform"], model)
+    uniform, exception = resolve(PRESETS["uniform"], model)
     assert uniform.passes == MULTI_SCALE and uniform.loss == "ce-weighted" and uniform.aux_weights == info.aux_weights
     assert uniform.pretrained is imagenet and uniform.normalization == ("imagenet" if imagenet else "fold")
     assert (uniform.lr, uniform.batch_size, uniform.epochs) == (1e-3, 5, 80)
@@ -77,26 +77,26 @@ def test_each_rows_recipe_under_paper_and_uniform_is_protocol_md(row):
 
 def test_library_models_and_ablations():
     """No paper row: the uniform recipe under every preset, said so; MiniSeg's ablations: the root recipe."""
-    smp, exception = for_model(PRESETS["paper"], "smp-unet-resnet34")
+    smp, exception = resolve(PRESETS["paper"], "smp-unet-resnet34")
     assert smp.passes == MULTI_SCALE and smp.normalization == "fold" and exception["recipe"] == "uniform"
     assert "no row in the paper" in exception["text"]
-    assert for_model(PRESETS["uniform"], "smp-unet-resnet34")[1] is None
-    ablation, exception = for_model(PRESETS["paper"], "miniseg-ah")
+    assert resolve(PRESETS["uniform"], "smp-unet-resnet34")[1] is None
+    ablation, exception = resolve(PRESETS["paper"], "miniseg-ah")
     assert ablation.passes == MULTI_SCALE and exception is None
-    fast, exception = for_model(PRESETS["fast"], "pspnet-resnet101")
+    fast, exception = resolve(PRESETS["fast"], "pspnet-resnet101")
     assert fast.epochs == 10 and fast.pretrained and exception["script"] == "full_code/trainPretrain.py"
 
 
 def test_user_fields_win_and_are_recorded_as_deviations():
     protocol = get_protocol("paper", ["pretrained=false", "bn_init=torch041"])
-    effective, exception = for_model(protocol, "pspnet-resnet101")
+    effective, exception = resolve(protocol, "pspnet-resnet101")
     assert not effective.pretrained and effective.normalization == "imagenet" and effective.bn_init == "torch041"
     assert exception["deviations"] == ["pretrained=False set with --set (the recipe's: True)"]
     assert effective.to_dict()["differs_from_preset"] == ["bn_init", "pretrained"]
     view = effective_recipe(protocol, "pspnet-resnet101")
     assert view["pretrained"] is False and "deviations: pretrained=False" in view["protocol_exception"]
     with pytest.raises(ValueError, match=r"aux_weights=\(1.0, 0.4\) needs 1 weights"):
-        for_model(get_protocol("paper", ["aux_weights=(1.0, 0.4)"]), "unet")
+        resolve(get_protocol("paper", ["aux_weights=(1.0, 0.4)"]), "unet")
 
 
 def _request(preset: str = "paper", assignments: tuple[str, ...] = (), models: tuple[str, ...] = ("miniseg",)):
@@ -164,7 +164,7 @@ def test_dry_run_json_prints_each_jobs_recipe(tmp_path, capsys):
 
 def _record(preset: str, model: str, assignments: tuple[str, ...] = ()) -> dict:
     """The parts of a run record that say how it was trained."""
-    effective, exception = for_model(get_protocol(preset, assignments), model)
+    effective, exception = resolve(get_protocol(preset, assignments), model)
     return {"protocol": effective.to_dict(), "protocol_exception": exception,
             "data": {"size_px": effective.base_size, "score_size_px": 512}}
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from benchmark.cli import main as cli_main
-from benchmark.training.protocol import for_model, get_protocol
+from benchmark.training.protocol import get_protocol
+from benchmark.training.recipes import resolve
 from benchmark.records import read_run_record
 from benchmark.training.runner import (
     JobLock, expand_models, job_state, parse_folds, plan_jobs, run_grid, run_job,
@@ -154,7 +155,7 @@ def test_smoke_grid_writes_valid_records_skips_done_and_records_failures(plugin,
     for job in jobs[:4]:
         record = read_run_record(job.run_dir / "record.json")  # validates the schema
         assert (record.status, record.model, record.dataset, record.fold) == ("done", job.model, "synthetic", job.fold)
-        effective = for_model(protocol, job.model)[0]  # the preset with the model's recipe applied
+        effective = resolve(protocol, job.model)[0]  # the preset with the model's recipe applied
         assert record.protocol == json.loads(json.dumps(effective.to_dict())) and record.seed == 0
         assert record.iterations == protocol.total_iterations(32) == 8 and record.data["n_test"] == 8
         assert record.model_info["name"] == job.model and record.environment["device"] == "cpu"

@@ -276,9 +276,10 @@ def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarr
 def recipe_normalization(model_name: str) -> str:
     """How the `paper` preset normalises `model_name`'s inputs: "imagenet" (rows trained from ImageNet
     weights) or "fold" (the training slices' statistics)."""
-    from ..training.protocol import for_model, get_protocol
+    from ..training.protocol import get_protocol
+    from ..training.recipes import resolve
 
-    return for_model(get_protocol("paper"), model_name)[0].normalization
+    return resolve(get_protocol("paper"), model_name)[0].normalization
 
 
 def checkpoint_normalization(loaded: Any) -> str | None:

@@ -34,14 +34,14 @@ def record_lost_job(job: Any, reason: str) -> Any:
 
     from ..env import environment
     from ..io import atomic_write_json
-    from .protocol import for_model
     from ..records import RECORD_NAME
+    from .recipes import resolve
     from .runner import JobOutcome, job_state
     from .train import job_record, utc_now
 
     if job_state(job).status == "done":
         return JobOutcome(job, "done", "finished before its worker died")
-    protocol, exception = for_model(job.protocol, job.model)
+    protocol, exception = resolve(job.protocol, job.model)
     options = {k: v for k, v in dataclasses.asdict(job.options).items() if k != "progress"}
     env = environment(torch.device("cpu")) | {"note": "the driver's: the worker was lost"}
     record = job_record(

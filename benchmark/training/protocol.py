@@ -6,7 +6,7 @@ of four passes (1.5/1.25/0.75/1.0 scale, crop margins 50/50/16/16 px, vertical f
 drop_last, class-weighted cross-entropy with w = 1/ln(1.10 + p), deep supervision from the
 model's `aux_weights`, the final-epoch model tested.
 
-What a model actually trains with is `for_model(protocol, model)` (benchmark.training.recipes):
+What a model actually trains with is `recipes.resolve(protocol, model)` (benchmark.training.recipes):
 under `paper` (and `fast`, `smoke`, derived from it) each paper row gets the recipe of the
 authors' script that trained it; under `uniform` every model gets the base recipe. Both keep the
 paper row's initialisation. Fields given with `--set` win over the model's recipe and are
@@ -255,10 +255,3 @@ def get_protocol(name: str, assignments: Iterable[str] = (), seed: int | None = 
         overrides["seed"] = seed
     return PRESETS[name].with_overrides(overrides)
 
-
-def for_model(protocol: Protocol, model: str) -> tuple[Protocol, dict[str, Any] | None]:
-    """The protocol `model` trains under (its recipe applied, `--set` fields kept) and the record's
-    `protocol_exception` (None when the model trains with the preset's base recipe unchanged)."""
-    from .recipes import resolve
-
-    return resolve(protocol, model)

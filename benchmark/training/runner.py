@@ -24,7 +24,8 @@ from typing import Any, Iterator, Sequence
 
 from .executors import Executor, LocalExecutor
 from ..io import read_json
-from .protocol import Protocol, for_model
+from .protocol import Protocol
+from .recipes import resolve
 from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
 from .train import TrainOptions, run_training
 
@@ -60,7 +61,7 @@ class TrainJob:
 
     def effective_protocol(self) -> Protocol:
         """The protocol this job trains under (after any per-model exception)."""
-        return for_model(self.protocol, self.model)[0]
+        return resolve(self.protocol, self.model)[0]
 
 
 @dataclass(frozen=True)

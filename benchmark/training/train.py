@@ -33,7 +33,8 @@ from .augment import augment_batch, draw_pass
 from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
-from .protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol, for_model
+from .protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol
+from .recipes import resolve
 from ..errors import UserError
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
 
@@ -466,7 +467,7 @@ def run_training(
     propagates, leaving the checkpoint of the last finished epoch for the next run.
     """
     run_dir = Path(run_dir)
-    protocol, exception = for_model(protocol, model)
+    protocol, exception = resolve(protocol, model)
     device = resolve_device(options.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
