@@ -38,7 +38,7 @@ Check = Callable[[TrainRequest], list[str]]
 
 def _protocol(request: TrainRequest) -> Any | None:
     """The requested protocol, or None when the preset or an assignment is invalid (reported elsewhere)."""
-    from .training.protocol import get_protocol
+    from .protocol import get_protocol
 
     try:
         return get_protocol(request.preset, request.assignments, seed=request.seed)
@@ -48,7 +48,7 @@ def _protocol(request: TrainRequest) -> Any | None:
 
 def check_preset(request: TrainRequest) -> list[str]:
     """An unknown preset, with the accepted ones."""
-    from .training.protocol import PRESETS
+    from .protocol import PRESETS
 
     if request.preset in PRESETS:
         return []
@@ -57,7 +57,7 @@ def check_preset(request: TrainRequest) -> list[str]:
 
 def check_assignments(request: TrainRequest) -> list[str]:
     """Malformed `--set` items, unknown fields (listing the accepted ones) and values a field cannot take."""
-    from .training.protocol import PRESETS, get_protocol
+    from .protocol import PRESETS, get_protocol
 
     if request.preset not in PRESETS:
         return []
@@ -88,7 +88,7 @@ def check_model_fields(request: TrainRequest) -> list[str]:
 
 def _effective_protocols(models: Sequence[str], protocol: Any) -> Iterator[tuple[str, Any, str | None]]:
     """(model, the protocol it trains with, None), or (model, None, why not) where it cannot apply."""
-    from .training.recipes import resolve
+    from .recipes import resolve
 
     for model in models:
         try:

@@ -7,7 +7,7 @@ final model once the job is done), `last.json` (a small summary of that checkpoi
 
 Schema 2 (this one) over 1: `protocol` holds the model's effective recipe (`normalization`,
 `pretrained`, `loss`, `aux_weights`, `bn_init`, `recipes`), `protocol_exception` is None or
-{recipe, row, script, changes, deviations, text} (benchmark.training.recipes), and `data` says
+{recipe, row, script, changes, deviations, text} (benchmark.recipes), and `data` says
 `score_size_px` (test metrics are computed on the ground truth's grid) and the input normalisation.
 Schema-1 records still read (their metrics were computed at the training size).
 """

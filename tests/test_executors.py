@@ -15,8 +15,8 @@ import torch
 from benchmark.cli import main as cli_main
 from benchmark.training.executors import LocalExecutor, get_executor
 from benchmark.io import read_json
-from benchmark.training.protocol import get_protocol
-from benchmark.training.recipes import resolve
+from benchmark.protocol import get_protocol
+from benchmark.recipes import resolve
 from benchmark.records import PER_SLICE_NAME, RECORD_NAME, validate_run_record
 from benchmark.training.runner import JobLock, plan_jobs, run_grid, run_job
 from benchmark.training.train import TrainOptions

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.profiling.params import count_params
-from benchmark.training.protocol import get_protocol
+from benchmark.protocol import get_protocol
 from benchmark.training.train import FoldData, Trainer, TrainOptions
 from models import anamnet, cmunext, create_model, egeunet, get_model_info, malunet, ulite, unext
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from benchmark.training.augment import augment_batch, crop_flip_params, draw_pass
 from benchmark.training.bn_init import batchnorm_init
-from benchmark.training.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, get_protocol
-from benchmark.training.recipes import resolve
+from benchmark.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, get_protocol
+from benchmark.recipes import resolve
 from benchmark.training.train import FoldData, Trainer, TrainOptions
 
 

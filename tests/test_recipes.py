@@ -9,8 +9,8 @@ import pytest
 from benchmark import cli
 from benchmark.paper import paper_rows, registered_rows, table4
 from benchmark.preflight import TrainRequest, run_checks
-from benchmark.training.protocol import PRESETS, get_protocol
-from benchmark.training.recipes import ROWS, effective_recipe, resolve
+from benchmark.protocol import PRESETS, get_protocol
+from benchmark.recipes import ROWS, effective_recipe, resolve
 from models import get_model_info
 
 # PROTOCOL.md, "The baselines as the authors trained them (release full_code/)" and "Training recipe".

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from benchmark.cli import main as cli_main
-from benchmark.training.protocol import get_protocol
-from benchmark.training.recipes import resolve
+from benchmark.protocol import get_protocol
+from benchmark.recipes import resolve
 from benchmark.records import read_run_record
 from benchmark.training.runner import (
     JobLock, expand_models, job_state, parse_folds, plan_jobs, run_grid, run_job,

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.training.protocol import get_protocol
+from benchmark.protocol import get_protocol
 from benchmark.records import read_run_record, validate_run_record
 from benchmark.training.train import FoldData, Trainer, TrainOptions, run_training
 

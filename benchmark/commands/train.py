@@ -90,7 +90,7 @@ def _job_row(job: "TrainJob", status: str, detail: str) -> dict:
 
 def _plan_row(job: "TrainJob", status: str, detail: str, as_json: bool) -> dict:
     """A --dry-run line: the job, its state, and its recipe (in full with --json, in a few words otherwise)."""
-    from ..training.recipes import effective_recipe, short_label
+    from ..recipes import effective_recipe, short_label
 
     if as_json:
         return _job_row(job, status, detail) | {"recipe": effective_recipe(job.protocol, job.model)}
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from ..env import set_threads
     from ..errors import EXIT_USER_ERROR
     from ..training.executors import get_executor
-    from ..training.protocol import get_protocol
+    from ..protocol import get_protocol
     from ..training.runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
     from ..training.train import TrainOptions
 

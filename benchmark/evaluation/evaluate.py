@@ -276,8 +276,8 @@ def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarr
 def recipe_normalization(model_name: str) -> str:
     """How the `paper` preset normalises `model_name`'s inputs: "imagenet" (rows trained from ImageNet
     weights) or "fold" (the training slices' statistics)."""
-    from ..training.protocol import get_protocol
-    from ..training.recipes import resolve
+    from ..protocol import get_protocol
+    from ..recipes import resolve
 
     return resolve(get_protocol("paper"), model_name)[0].normalization
 
@@ -309,7 +309,7 @@ def weights_normalization(
     the exact mean/std the checkpoint was trained with where it records them.
     """
     from ..datasets import normalization_stats
-    from ..training.protocol import IMAGENET_MEAN, IMAGENET_STD
+    from ..protocol import IMAGENET_MEAN, IMAGENET_STD
 
     if requested != "auto":
         name, recorded = requested, None

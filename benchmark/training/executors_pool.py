@@ -35,7 +35,7 @@ def record_lost_job(job: Any, reason: str) -> Any:
     from ..env import environment
     from ..io import atomic_write_json
     from ..records import RECORD_NAME
-    from .recipes import resolve
+    from ..recipes import resolve
     from .runner import JobOutcome, job_state
     from .train import job_record, utc_now
 

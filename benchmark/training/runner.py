@@ -24,8 +24,8 @@ from typing import Any, Iterator, Sequence
 
 from .executors import Executor, LocalExecutor
 from ..io import read_json
-from .protocol import Protocol
-from .recipes import resolve
+from ..protocol import Protocol
+from ..recipes import resolve
 from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
 from .train import TrainOptions, run_training
 

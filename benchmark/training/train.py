@@ -33,8 +33,8 @@ from .augment import augment_batch, draw_pass
 from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
-from .protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol
-from .recipes import resolve
+from ..protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol
+from ..recipes import resolve
 from ..errors import UserError
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
 

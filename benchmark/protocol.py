@@ -6,7 +6,7 @@ of four passes (1.5/1.25/0.75/1.0 scale, crop margins 50/50/16/16 px, vertical f
 drop_last, class-weighted cross-entropy with w = 1/ln(1.10 + p), deep supervision from the
 model's `aux_weights`, the final-epoch model tested.
 
-What a model actually trains with is `recipes.resolve(protocol, model)` (benchmark.training.recipes):
+What a model actually trains with is `recipes.resolve(protocol, model)` (benchmark.recipes):
 under `paper` (and `fast`, `smoke`, derived from it) each paper row gets the recipe of the
 authors' script that trained it; under `uniform` every model gets the base recipe. Both keep the
 paper row's initialisation. Fields given with `--set` win over the model's recipe and are
@@ -27,7 +27,7 @@ NORMALIZATIONS = ("fold", "imagenet")
 LOSSES = ("ce-weighted", "bce")
 BN_INITS = ("default", "torch041")
 RECIPE_MODES = ("paper", "uniform")
-#: The fields a model's recipe decides (benchmark.training.recipes); `--set` on them is a deviation.
+#: The fields a model's recipe decides (benchmark.recipes); `--set` on them is a deviation.
 RECIPE_FIELDS = ("passes", "normalization", "pretrained", "loss", "aux_weights")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
