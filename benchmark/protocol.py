@@ -23,14 +23,13 @@ from typing import Any, Iterable, Mapping
 
 #: Crop margins are given in pixels at this base size and scale with `base_size`.
 MARGIN_REFERENCE_SIZE = 512
+#: Input normalisations (what each means: benchmark.normalization).
 NORMALIZATIONS = ("fold", "imagenet")
 LOSSES = ("ce-weighted", "bce")
 BN_INITS = ("default", "torch041")
 RECIPE_MODES = ("paper", "uniform")
 #: The fields a model's recipe decides (benchmark.recipes); `--set` on them is a deviation.
 RECIPE_FIELDS = ("passes", "normalization", "pretrained", "loss", "aux_weights")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from benchmark import cli
+from benchmark import cli, normalization
 from benchmark.evaluation import evaluate
 from benchmark.datasets import get_folds, load_dataset, normalization_stats
 
@@ -209,14 +209,18 @@ def test_a_checkpoint_that_records_its_training_statistics_is_run_with_them(synt
 
 
 def test_auto_normalisation_follows_each_models_paper_recipe():
-    assert evaluate.recipe_normalization("miniseg") == "fold"
-    assert evaluate.recipe_normalization("pspnet-resnet101") == "imagenet"  # trained from ImageNet weights
-    assert evaluate.checkpoint_normalization({"model": {}, "protocol": {"normalization": "imagenet"}}) == "imagenet"
-    assert evaluate.checkpoint_normalization({"conv.weight": torch.zeros(1)}) is None
-    assert evaluate.checkpoint_statistics({"input_mean": [0.4], "input_std": [0.2]}) == (0.4, 0.2)
-    assert evaluate.checkpoint_statistics({"input_mean": [0.1, 0.2, 0.3], "input_std": [1.0, 1.0, 1.0]}) == (
+    assert normalization.recipe_normalization("miniseg") == "fold"
+    assert normalization.recipe_normalization("pspnet-resnet101") == "imagenet"  # trained from ImageNet weights
+    assert normalization.checkpoint_normalization({"model": {}, "protocol": {"normalization": "imagenet"}}) == "imagenet"
+    assert normalization.checkpoint_normalization({"conv.weight": torch.zeros(1)}) is None
+    assert normalization.checkpoint_statistics({"input_mean": [0.4], "input_std": [0.2]}) == (0.4, 0.2)
+    assert normalization.checkpoint_statistics({"input_mean": [0.1, 0.2, 0.3], "input_std": [1.0, 1.0, 1.0]}) == (
         (0.1, 0.2, 0.3), (1.0, 1.0, 1.0))
-    assert evaluate.checkpoint_statistics({"input_mean": [0.4]}) is None
+    assert normalization.checkpoint_statistics({"input_mean": [0.4]}) is None
+    # what train writes into a checkpoint reads back as it was
+    assert normalization.checkpoint_statistics(normalization.checkpoint_fields(0.4, 0.2)) == (0.4, 0.2)
+    imagenet = (normalization.IMAGENET_MEAN, normalization.IMAGENET_STD)
+    assert normalization.checkpoint_statistics(normalization.checkpoint_fields(*imagenet)) == imagenet
 
 
 def test_weights_errors_name_the_file(synth_root, tmp_path):

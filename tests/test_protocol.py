@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from benchmark.training.augment import augment_batch, crop_flip_params, draw_pass
 from benchmark.training.bn_init import batchnorm_init
-from benchmark.protocol import IMAGENET_MEAN, IMAGENET_STD, PRESETS, Protocol, get_protocol
+from benchmark.normalization import IMAGENET_MEAN, IMAGENET_STD
+from benchmark.protocol import PRESETS, Protocol, get_protocol
 from benchmark.recipes import resolve
 from benchmark.training.train import FoldData, Trainer, TrainOptions
 

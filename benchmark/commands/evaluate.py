@@ -55,7 +55,8 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
-from ..evaluation import NORMALIZATIONS, POLICIES
+from ..evaluation import POLICIES
+from ..normalization import AUTO, CHOICES
 from .folds import add_split
 
 NSD_TOLERANCE_PX = 2.0  # = evaluation.metrics.NSD_TOLERANCE_PX (not imported here: parsing stays light)
@@ -90,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "float32 is faster)",
     )
     parser.add_argument(
-        "--normalization", choices=NORMALIZATIONS, default="auto",
+        "--normalization", choices=CHOICES, default=AUTO,
         help="with --model: input normalisation the weights were trained with: fold (the fold's training slices' "
         "mean/std), imagenet, or auto (default: the checkpoint's own protocol where it records one, else the "
         "model's paper recipe)",

@@ -7,8 +7,6 @@ import scipy.stats and pandas, so that building the parser stays fast.
 
 #: Metric semantics: the authors' evaluation code ("paper") and the conventional definitions ("strict").
 POLICIES = ("paper", "strict")
-#: How `evaluate --model` normalises inputs: as the checkpoint / the model's recipe says, or as given.
-NORMALIZATIONS = ("auto", "fold", "imagenet")
 #: What a comparison resamples and ranks: slices, or patients (per-volume 3-D metrics).
 UNITS = ("slice", "patient")
 #: Bootstrap resamples and seed of every confidence interval.

@@ -17,9 +17,10 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import NORMALIZATIONS, metrics
+from . import metrics
 from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
+from ..normalization import CHOICES, for_weights
 
 EVAL_SCHEMA = "miniseg-bench/eval/1"
 EVAL_SIZE = 512
@@ -273,54 +274,6 @@ def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarr
         atomic_write(fold_dir / f"{slice_id}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
 
 
-def recipe_normalization(model_name: str) -> str:
-    """How the `paper` preset normalises `model_name`'s inputs: "imagenet" (rows trained from ImageNet
-    weights) or "fold" (the training slices' statistics)."""
-    from ..protocol import get_protocol
-    from ..recipes import resolve
-
-    return resolve(get_protocol("paper"), model_name)[0].normalization
-
-
-def checkpoint_normalization(loaded: Any) -> str | None:
-    """The normalisation a checkpoint of our `train` records in its protocol; None for a plain state_dict."""
-    protocol = loaded.get("protocol") if isinstance(loaded, dict) else None
-    value = protocol.get("normalization") if isinstance(protocol, dict) else None
-    return value if value in ("fold", "imagenet") else None
-
-
-def checkpoint_statistics(loaded: Any) -> tuple[Any, Any] | None:
-    """The (mean, std) a checkpoint of our `train` was trained with (one value, or one per channel); None if absent."""
-    if not isinstance(loaded, dict) or not all(isinstance(loaded.get(k), list) for k in ("input_mean", "input_std")):
-        return None
-    mean, std = (tuple(float(v) for v in loaded[k]) for k in ("input_mean", "input_std"))
-    if len(mean) != len(std) or len(mean) not in (1, 3):
-        return None
-    return (mean[0], std[0]) if len(mean) == 1 else (mean, std)
-
-
-def weights_normalization(
-    requested: str, loaded: Any, model_name: str, train_images: np.ndarray
-) -> tuple[str, Any, Any]:
-    """(normalisation, mean, std) to run one fold's weights with.
-
-    `requested` "fold" or "imagenet" is used as given (fold: the training slices' statistics). "auto"
-    takes the normalisation a checkpoint of our `train` records, else the model's `paper` recipe, and
-    the exact mean/std the checkpoint was trained with where it records them.
-    """
-    from ..datasets import normalization_stats
-    from ..protocol import IMAGENET_MEAN, IMAGENET_STD
-
-    if requested != "auto":
-        name, recorded = requested, None
-    else:
-        name = checkpoint_normalization(loaded) or recipe_normalization(model_name)
-        recorded = checkpoint_statistics(loaded)
-    if recorded is not None:
-        return (name, *recorded)
-    return (name, IMAGENET_MEAN, IMAGENET_STD) if name == "imagenet" else (name, *normalization_stats(train_images))
-
-
 def evaluate_weights(
     dataset: str,
     data_root: str | Path,
@@ -346,8 +299,8 @@ def evaluate_weights(
 
     from ..datasets import get_folds, load_dataset
 
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    if normalization not in CHOICES:
+        raise ValueError(f"normalization must be one of {', '.join(CHOICES)}, got {normalization!r}")
 
     data_root, device = Path(data_root), torch.device(device)
     folds = get_folds(dataset, data_root, split=split)
@@ -360,7 +313,7 @@ def evaluate_weights(
         test = fold_of == k - 1
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
-        name, mean, std = weights_normalization(normalization, loaded, model_name, data.images[~test])
+        name, mean, std = for_weights(normalization, loaded, model_name, data.images[~test])
         used.append(name)
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         if save_maps is not None:

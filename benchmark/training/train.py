@@ -33,7 +33,8 @@ from .augment import augment_batch, draw_pass
 from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
-from ..protocol import IMAGENET_MEAN, IMAGENET_STD, Protocol
+from ..normalization import Stat, checkpoint_fields, input_statistics, record_fields
+from ..protocol import Protocol
 from ..recipes import resolve
 from ..errors import UserError
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
@@ -100,11 +101,9 @@ class FoldData:
             "class_weights": [float(w) for w in self.class_weights],
         }
 
-    def input_normalization(self, name: str) -> tuple[float | tuple[float, ...], float | tuple[float, ...]]:
+    def input_normalization(self, name: str) -> tuple[Stat, Stat]:
         """(mean, std) of the inputs: the fold's statistics (one value, every channel), or ImageNet's per channel."""
-        if name == "imagenet":
-            return IMAGENET_MEAN, IMAGENET_STD
-        return self.mean, self.std
+        return input_statistics(name, (self.mean, self.std))
 
 
 def load_fold_data(
@@ -324,8 +323,7 @@ class Trainer:
             "rng": capture_rng(self.generator),
             "protocol": self.protocol.to_dict(),
             # the input statistics the model was trained with: `evaluate --model` reuses them
-            "input_mean": _as_floats(self.input_mean),
-            "input_std": _as_floats(self.input_std),
+            **checkpoint_fields(self.input_mean, self.input_std),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -344,11 +342,6 @@ class Trainer:
             "eval_s": self.eval_s,
             "train_img_s": self.images_trained / self.train_s if self.train_s > 0 else None,
         }
-
-
-def _as_floats(value: float | tuple[float, ...]) -> list[float]:
-    """A normalisation value (one for every channel, or one per channel) as a list of floats."""
-    return [float(v) for v in value] if isinstance(value, tuple) else [float(value)]
 
 
 def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
@@ -443,9 +436,7 @@ def _data_section(data: FoldData | None, protocol: Protocol) -> dict[str, Any]:
     if data is None:
         return {}
     mean, std = data.input_normalization(protocol.normalization)
-    as_list = (lambda v: list(v) if isinstance(v, tuple) else [v] * 3)  # noqa: E731 - one channel value each
-    return data.summary() | {"normalization": protocol.normalization, "input_mean": as_list(mean),
-                             "input_std": as_list(std)}
+    return data.summary() | record_fields(protocol.normalization, mean, std)
 
 
 def run_training(
