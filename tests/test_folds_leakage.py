@@ -6,8 +6,9 @@ import json
 import pytest
 
 from benchmark.cli import main
-from benchmark.datasets import DATASET_NAMES, get_folds, patient_map, results_key
-from benchmark.datasets.folds import fold_leaks, grouped_from, parse_results_key
+from benchmark.datasets import DATASET_NAMES, get_folds, patient_map
+from benchmark.datasets.folds import fold_leaks, grouped_from
+from benchmark.records import parse_results_key, results_key
 
 
 def test_patient_of_each_dataset():

@@ -12,7 +12,6 @@ from torch import nn
 from benchmark.cli import main
 from benchmark.env import device_slug
 from benchmark.profiling import (
-    PROFILE_SCHEMA,
     Mode,
     active_params,
     count_macs,
@@ -30,6 +29,7 @@ from benchmark.profiling.macs import fvcore_macs, fvcore_macs_meta
 from benchmark.profiling.paper_flops import count_paper_flops
 from benchmark.profiling.paper_rows import NO_BACKBONE
 from benchmark.profiling.record import _paper_flop_fields
+from benchmark.records import PROFILE_SCHEMA
 from benchmark.profiling.timing import PAPER_DROPPED, PAPER_ITERATIONS, SKIPPED_NEEDS_CUDA, is_out_of_memory
 from models import create_model
 

@@ -15,7 +15,8 @@ from PIL import Image
 from benchmark.cli import main
 from benchmark.reporting import write_report
 from benchmark.reporting.figures import fastest_per_decade, png_source_tag
-from benchmark.reporting.load import canonical_dataset, load_results
+from benchmark.records import canonical_dataset
+from benchmark.reporting.load import load_results
 from benchmark.reporting.tables import MISSING, accuracy_file, efficiency_file, latex_escape, per_fold_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EXIT_USER_ERROR
     from ..training.executors import get_executor
     from ..protocol import get_protocol
+    from ..records import RECORD_NAME
     from ..training.runner import expand_datasets, expand_models, iter_states, parse_folds, plan_jobs, run_grid
     from ..training.train import TrainOptions
 
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR if problems else 0
     with get_executor(args.executor, **_executor_options(args)) as executor:
         outcomes = run_grid(jobs, executor, progress=not args.no_progress)
-    rows = [_job_row(o.job, o.status, o.detail) | {"record": str(o.job.run_dir / "record.json")} for o in outcomes]
+    rows = [_job_row(o.job, o.status, o.detail) | {"record": str(o.job.run_dir / RECORD_NAME)} for o in outcomes]
     _print_rows(rows, args.json)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:

@@ -3,7 +3,7 @@
 Layout of a data root (the authors' release layout, so their datasets.zip drops in):
 `<root>/COVID-19-<NAME>/tr_im/<id>.png`, `tr_mask/<mask id>.png`, optional `dataList/`.
 """
-from .folds import SPLITS, get_folds, patient_folds, patient_map, results_key, train_ids
+from .folds import SPLITS, get_folds, patient_folds, patient_map, train_ids
 from .loading import SliceSet, clear_cache, dataset_dir, list_slice_ids, load_dataset
 from .specs import DATASET_NAMES, DatasetSpec, RemoteFile, get_spec, spec_for_ids
 from .stats import class_weights, normalization_stats
@@ -24,7 +24,6 @@ __all__ = [
     "normalization_stats",
     "patient_folds",
     "patient_map",
-    "results_key",
     "spec_for_ids",
     "train_ids",
 ]

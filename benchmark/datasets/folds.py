@@ -213,15 +213,3 @@ def grouped_from(folds: Sequence[Sequence[str]], patient_of) -> list[list[str]]:
             out[target.get(patient_of(slice_id), k)].append(slice_id)
     return [sorted(ids) for ids in out]
 
-
-def results_key(dataset: str, split: str = DEFAULT_SPLIT) -> str:
-    """The results folder name of a dataset under a split: 'P20' (paper), 'P20-grouped'."""
-    return dataset if check_split(split) == DEFAULT_SPLIT else f"{dataset}-{split}"
-
-
-def parse_results_key(key: str) -> tuple[str, str]:
-    """Inverse of `results_key`: 'P20-grouped' -> ('P20', 'grouped'); any other key -> (key, 'paper')."""
-    for split in SPLITS[1:]:
-        if key.endswith(f"-{split}"):
-            return key[: -len(split) - 1], split
-    return key, DEFAULT_SPLIT

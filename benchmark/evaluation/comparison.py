@@ -22,13 +22,16 @@ import pandas as pd
 
 from . import POLICIES, UNITS, stats  # noqa: F401 - POLICIES is part of this module's interface
 from .metrics import volume_metrics
+from ..datasets.folds import N_FOLDS
+from ..records import (
+    EVAL_DIR, EVAL_SCHEMA, PER_SLICE_NAME, RECORD_NAME, RUN_SCHEMA, RUNS_DIR, canonical_dataset, eval_csv_name,
+    fold_dir_name, paper_label_for, parse_results_key, read_record,
+)
 
-N_FOLDS = 5
 LOWER_IS_BETTER = frozenset({"hd", "hd95"})
 PERCENT_METRICS = frozenset({"dsc", "sen", "spc", "iou", "precision", "nsd"})
 PATIENT_METRICS = ("dsc", "sen", "hd")
 DEFAULT_REFERENCE = "miniseg"
-RUN_CSV = "per_slice.csv"
 
 
 @dataclass
@@ -54,9 +57,6 @@ class Comparison:
 
 def _dataset_dirs(base: Path, dataset: str, split: str) -> list[Path]:
     """Folders under `base` holding `dataset` under `split` ('CT100', 'COVID-19-CT100', 'P20-grouped')."""
-    from ..datasets.folds import parse_results_key
-    from ..reporting.load import canonical_dataset
-
     out = []
     for folder in sorted(p for p in base.glob("*") if p.is_dir()):
         name, folder_split = parse_results_key(folder.name)
@@ -85,16 +85,14 @@ def _warn(err: BaseException, where: Path, consequence: str) -> None:
 
 def _run_cases(model_dir: Path) -> ModelCases | None:
     """A trained model's finished folds (record status done and per_slice.csv present)."""
-    from ..reporting.load import read_record
-
     frames, folds, paper_name = [], [], None
     for k in range(N_FOLDS):
-        fold_dir = model_dir / f"fold{k}"
-        record_path, csv_path = fold_dir / "record.json", fold_dir / RUN_CSV
+        fold_dir = model_dir / fold_dir_name(k)
+        record_path, csv_path = fold_dir / RECORD_NAME, fold_dir / PER_SLICE_NAME
         if not (record_path.is_file() and csv_path.is_file()):
             continue
         try:
-            record = read_record(record_path, "miniseg-bench/run/")
+            record = read_record(record_path, RUN_SCHEMA)
             if record.get("status", "done") != "done":
                 continue
             frame = _read_csv(csv_path)
@@ -112,12 +110,10 @@ def _run_cases(model_dir: Path) -> ModelCases | None:
 
 def _eval_cases(json_path: Path) -> ModelCases | None:
     """An evaluation's per-slice CSV (folds numbered 1..5 there, 0..4 here)."""
-    from ..reporting.load import _paper_label_for, read_record
-
     try:
-        record = read_record(json_path, "miniseg-bench/eval/")
+        record = read_record(json_path, EVAL_SCHEMA)
         csv_name = record.get("per_slice_csv")
-        csv_path = json_path.parent / str(csv_name or f"{json_path.stem}.csv")
+        csv_path = json_path.parent / str(csv_name or eval_csv_name(json_path.stem))
         if not csv_path.is_file():
             return None
         frame = _read_csv(csv_path)
@@ -128,7 +124,7 @@ def _eval_cases(json_path: Path) -> ModelCases | None:
         return None
     frame["fold"] = frame["fold"].astype(int) - 1
     label = str(record.get("label") or json_path.stem)  # the name the report shows, and compare uses
-    return ModelCases(label, "eval", frame, tuple(sorted(set(frame["fold"]))), _paper_label_for(label))
+    return ModelCases(label, "eval", frame, tuple(sorted(set(frame["fold"]))), paper_label_for(label))
 
 
 def load_cases(results_dir: str | Path, dataset: str, split: str = "paper") -> list[ModelCases]:
@@ -137,9 +133,9 @@ def load_cases(results_dir: str | Path, dataset: str, split: str = "paper") -> l
 
     results_dir, dataset = Path(results_dir), get_spec(dataset).name
     found: list[ModelCases] = []
-    for folder in _dataset_dirs(results_dir / "runs", dataset, split):
+    for folder in _dataset_dirs(results_dir / RUNS_DIR, dataset, split):
         found += [c for c in map(_run_cases, sorted(p for p in folder.glob("*") if p.is_dir())) if c]
-    for folder in _dataset_dirs(results_dir / "eval", dataset, split):
+    for folder in _dataset_dirs(results_dir / EVAL_DIR, dataset, split):
         found += [c for c in map(_eval_cases, sorted(folder.glob("*.json"))) if c]
     names: set[str] = set()
     for case in found:  # an evaluation labelled like a trained model gets a prefix

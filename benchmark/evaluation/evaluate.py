@@ -21,8 +21,8 @@ from . import metrics
 from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
 from ..normalization import CHOICES, for_weights
+from ..records import EVAL_SCHEMA, eval_csv_name, eval_dir
 
-EVAL_SCHEMA = "miniseg-bench/eval/1"
 EVAL_SIZE = 512
 FOLD_DIR = "CrossVal{fold}"
 FOLD_PLACEHOLDER = "{fold}"
@@ -342,7 +342,7 @@ def eval_record(evaluation: Evaluation, label: str, source: dict[str, Any], extr
         **paper,
         "strict": {**_policy_block(evaluation.summary["strict"]), "nsd_tolerance_px": evaluation.nsd_tolerance,
                    "z_spacing_px": metrics.Z_SPACING_PX},
-        "per_slice_csv": f"{label}.csv",
+        "per_slice_csv": eval_csv_name(label),
         **(extra or {}),
     }
 
@@ -358,11 +358,9 @@ def write_results(
     evaluation: Evaluation, results_dir: str | Path, label: str, source: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> Path:
     """Write `<results>/eval/<dataset>/<label>.json` (`<dataset>-grouped/` for that split) and the per-slice CSV."""
-    from ..datasets import results_key
-
-    out_dir = Path(results_dir) / "eval" / results_key(evaluation.dataset, evaluation.split)
+    out_dir = eval_dir(results_dir, evaluation.dataset, evaluation.split)
     check_label(label)
-    csv_path = out_dir / f"{label}.csv"
+    csv_path = out_dir / eval_csv_name(label)
     atomic_write(csv_path, lambda tmp: evaluation.per_slice.to_csv(tmp, index=False, float_format="%.10g"))
     return atomic_write_json(out_dir / f"{label}.json", eval_record(evaluation, label, source, extra))
 

@@ -8,15 +8,13 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..env import device_slug, environment
+from ..records import PROFILE_SCHEMA, profile_dir
 from .macs import count_macs
 from .modes import Mode, parse_mode
 from .paper_flops import count_paper_flops
 from .paper_rows import counted_part
 from .params import ACTIVE_PROBE_SIZE, active_params, count_params, inference_params
 from .timing import error_text, time_mode
-
-PROFILE_SCHEMA = "miniseg-bench/profile/1"
-
 
 def fit_size(size: int, min_input_size: int = 1, input_multiple: int = 1) -> int:
     """The smallest side >= `size` and `min_input_size` that is a multiple of `input_multiple`."""
@@ -26,7 +24,7 @@ def fit_size(size: int, min_input_size: int = 1, input_multiple: int = 1) -> int
 
 def profile_path(results: str | Path, device: torch.device, model: str) -> Path:
     """`<results>/profile/<device-slug>/<model>.json`."""
-    return Path(results) / "profile" / device_slug(device) / f"{model}.json"
+    return profile_dir(results, device_slug(device)) / f"{model}.json"
 
 
 def flat_timing_keys(timings: Sequence[dict[str, Any]]) -> dict[str, float]:

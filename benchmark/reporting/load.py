@@ -7,17 +7,16 @@ on stderr and left out, so one damaged file never stops a report.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..datasets import DATASET_NAMES, get_spec
-from ..io import read_json
+from ..records import (
+    EVAL_DIR, EVAL_SCHEMA, FOLD_DIR_RE, PROFILE_DIR, PROFILE_SCHEMA, RECORD_NAME, RUN_SCHEMA, RUNS_DIR, dataset_key,
+    model_paper_name, paper_label_for, read_record,
+)
 
 PAPER_METRICS = ("miou", "sen", "spc", "dsc", "hd")
-DATASET_NAMES_SET = frozenset(DATASET_NAMES)
-FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -101,24 +100,6 @@ class Results:
         return same_row[0] if same_row else None
 
 
-def canonical_dataset(name: str) -> str:
-    """'COVID-19-CT100', 'ct100' -> 'CT100' (the datasets layer's names); unknown names are kept as given."""
-    try:
-        return get_spec(name).name
-    except KeyError:
-        return name.strip()
-
-
-def dataset_key(recorded: Any, folder: str, split: Any = None) -> str:
-    """A record's dataset as the report groups it: canonical name, '-grouped' for the grouped split ('P20-grouped')."""
-    from ..datasets.folds import SPLITS, parse_results_key, results_key
-
-    folder_name, folder_split = parse_results_key(folder)
-    name = canonical_dataset(str(recorded or folder_name))
-    split = split if split in SPLITS else folder_split
-    return results_key(name, split) if name in DATASET_NAMES_SET else name
-
-
 def number(value: Any) -> float | None:
     """A finite float, or None for anything missing, non-numeric or NaN."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -147,43 +128,17 @@ def slice_count(*blocks: Any) -> int | None:
     return None
 
 
-def read_record(path: Path, schema_prefix: str) -> dict:
-    """A record as a dict; a file that is not valid JSON, not an object or of another schema is a ValueError."""
-    try:
-        data = read_json(path)
-    except OSError as err:
-        raise ValueError(f"{path}: unreadable ({err.strerror or err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    schema = data.get("schema")
-    if schema is not None and not str(schema).startswith(schema_prefix):
-        raise ValueError(f"{path}: schema {schema!r} is not {schema_prefix}* (a file of another kind?)")
-    return data
-
-
-def _records(paths: list[Path], schema_prefix: str) -> list[tuple[Path, dict]]:
+def _records(paths: list[Path], schema: str) -> list[tuple[Path, dict]]:
     """The readable records among `paths`; each damaged or foreign one is named on stderr and left out."""
     from ..errors import warn_damaged
 
     out = []
     for path in paths:
         try:
-            out.append((path, read_record(path, schema_prefix)))
+            out.append((path, read_record(path, schema)))
         except ValueError as err:
             warn_damaged(path, str(err), "left out of the report (its job counts as not done)")
     return out
-
-
-def model_paper_name(model: str | None, recorded: Any = None) -> str | None:
-    """The paper's row for a registry model: the registry's answer, else what the record says."""
-    if model:
-        try:
-            from models import get_model_info
-
-            return get_model_info(model).paper_name
-        except KeyError:
-            pass
-    return recorded if isinstance(recorded, str) and recorded else None
 
 
 def _protocol_name(protocol: Any) -> str | None:
@@ -282,8 +237,8 @@ def _add_run(group: _RunGroup, rec: dict, fold: int) -> None:
 def load_runs(results: Path) -> tuple[list[Entry], int]:
     """Aggregate results/runs/<dataset>/<model>/fold<k>/record.json into one Entry per (dataset, model)."""
     groups: dict[tuple[str, str], _RunGroup] = {}
-    paths = [p for p in sorted((results / "runs").glob("*/*/fold*/record.json")) if FOLD_DIR_RE.match(p.parent.name)]
-    records = _records(paths, "miniseg-bench/run/")
+    paths = [p for p in sorted((results / RUNS_DIR).glob(f"*/*/fold*/{RECORD_NAME}")) if FOLD_DIR_RE.match(p.parent.name)]
+    records = _records(paths, RUN_SCHEMA)
     for path, rec in records:
         dataset = dataset_key(rec.get("dataset"), path.parents[2].name, rec.get("split"))
         model = str(rec.get("model") or path.parents[1].name)
@@ -311,19 +266,11 @@ def _eval_folds(block: Any) -> dict[int, dict]:
     return out
 
 
-def _paper_label_for(label: str) -> str | None:
-    """The paper's row an eval label starts with ('MiniSeg (released maps)' -> 'MiniSeg'), else None."""
-    from .paper import paper_methods
-
-    matches = [m for m in paper_methods() if label.lower().startswith(m.lower())]
-    return max(matches, key=len) if matches else None
-
-
 def load_evals(results: Path) -> tuple[list[Entry], int]:
     """One Entry per results/eval/<dataset>/<label>.json."""
     entries = []
-    paths = sorted((results / "eval").glob("*/*.json"))
-    records = _records(paths, "miniseg-bench/eval/")
+    paths = sorted((results / EVAL_DIR).glob("*/*.json"))
+    records = _records(paths, EVAL_SCHEMA)
     for path, rec in records:
         source = rec.get("source") if isinstance(rec.get("source"), dict) else {}
         model = source.get("model") if isinstance(source.get("model"), str) else None
@@ -340,7 +287,7 @@ def load_evals(results: Path) -> tuple[list[Entry], int]:
         kind = str(source.get("kind") or "maps")
         entries.append(Entry(
             dataset=dataset_key(rec.get("dataset"), path.parent.name, rec.get("split")), label=label, kind=kind,
-            model=model, paper_name=model_paper_name(model) or _paper_label_for(label),
+            model=model, paper_name=model_paper_name(model) or paper_label_for(label),
             detail=f"evaluated {kind}", folds=tuple(folds),
         ))
     return entries, len(records)
@@ -379,7 +326,7 @@ def _int_or_none(value: Any) -> int | None:
 def load_profiles(results: Path) -> list[Profile]:
     """One Profile per results/profile/<device-slug>/<model>.json."""
     profiles = []
-    for path, rec in _records(sorted((results / "profile").glob("*/*.json")), "miniseg-bench/profile/"):
+    for path, rec in _records(sorted((results / PROFILE_DIR).glob("*/*.json")), PROFILE_SCHEMA):
         env = rec.get("environment") if isinstance(rec.get("environment"), dict) else {}
         model = str(rec.get("model") or path.stem)
         throughput, batch = _throughput(rec)

@@ -72,7 +72,7 @@ def entry_intervals(model: ModelCases, clusters_of, n_resamples: int = stats.N_R
 def dataset_stats(results_dir: str | Path, dataset_key: str) -> DatasetStats | None:
     """Statistics of one dataset key, or None where no entry has per-slice results."""
     from ..datasets import get_spec, patient_map
-    from ..datasets.folds import parse_results_key
+    from ..records import parse_results_key
 
     name, split = parse_results_key(dataset_key)
     try:

@@ -26,7 +26,7 @@ from .executors import Executor, LocalExecutor
 from ..io import read_json
 from ..protocol import Protocol
 from ..recipes import resolve
-from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, run_dir, same_protocol
+from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, fold_dir_name, results_key, run_dir, same_protocol
 from .train import TrainOptions, run_training
 
 LOCK_HEARTBEAT_S = 60.0
@@ -49,15 +49,11 @@ class TrainJob:
 
     @property
     def run_dir(self) -> Path:
-        from ..datasets import results_key
-
-        return run_dir(self.results, results_key(self.dataset, self.split), self.model, self.fold)
+        return run_dir(self.results, self.dataset, self.model, self.fold, self.split)
 
     @property
     def label(self) -> str:
-        from ..datasets import results_key
-
-        return f"{results_key(self.dataset, self.split)}/{self.model}/fold{self.fold}"
+        return f"{results_key(self.dataset, self.split)}/{self.model}/{fold_dir_name(self.fold)}"
 
     def effective_protocol(self) -> Protocol:
         """The protocol this job trains under (after any per-model exception)."""
