@@ -21,7 +21,8 @@ Policies (both are computed and stored; --policy picks the one printed):
   strict  undefined values are NaN instead of 0 (DSC/IoU with both masks empty, SEN with an
           empty ground truth, precision with an empty prediction, HD/HD95 with either empty),
           left out of the means and counted (n_empty_pred, n_empty_gt); adds IoU, precision,
-          HD95 (95th percentile instead of the maximum in each direction), the Dice pooled
+          HD95 (95th percentile of the boundary-to-boundary distances in each direction, the
+          larger of the two, as MONAI's compute_hausdorff_distance), the Dice pooled
           over all pixels of a fold, NSD (normalised surface Dice: the share of both boundaries
           within --nsd-tolerance pixels of the other, default 2) and, where slice ids carry a
           volume (P9, P20, P1110, synthetic), per-volume 3-D DSC, SEN and HD over each volume's

@@ -13,8 +13,11 @@ Two policies are computed side by side for every slice:
   Dice pooled over the fold's pixels.
 
 HD is the full symmetric Hausdorff distance between the two foreground pixel sets, in pixels
-(spacing 1, exact Euclidean, from distance transforms). HD95 takes the 95th percentile instead
-of the maximum in each direction over the same pixel sets, then the larger of the two.
+(spacing 1, exact Euclidean, from distance transforms), as the paper computes it. HD95 (strict)
+is the 95th percentile of the boundary-to-boundary distances in each direction, the larger of the
+two, as MONAI's `compute_hausdorff_distance(percentile=95)`, medpy and Metrics Reloaded define it:
+boundary pixels are those with a 4-neighbour (in 3-D a 6-neighbour) outside the mask, the same
+boundary NSD uses (below). Percentiles interpolate linearly between the sorted distances.
 Ratios are fractions (0..1) per slice and percent in fold and cross-validation summaries.
 
 The strict policy also has:
@@ -53,6 +56,7 @@ __all__ = [
     "iou",
     "precision",
     "hausdorff_px",
+    "percentile_hausdorff",
     "pooled_miou",
     "miou_of_sums",
     "surface_dice",
@@ -71,7 +75,6 @@ _PERCENT_KEYS = ("dsc", "sen", "spc", "iou", "precision", "nsd", "dsc_3d", "sen_
 HD_PERCENTILE = 95.0
 NSD_TOLERANCE_PX = 2.0
 Z_SPACING_PX = 1.0  # distance between consecutive slice indices, in in-plane pixels (PNGs carry no spacing)
-_CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 class Counts(NamedTuple):
@@ -153,10 +156,13 @@ def miou_of_sums(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray)
         return np.nanmean(np.stack([fg, bg]), axis=0)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
-    """The smallest (rows, cols) window holding every True pixel of a non-empty 2-D mask."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest window (one slice per axis) holding every True pixel of a non-empty mask."""
+    window = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        window.append(slice(present[0], present[-1] + 1))
+    return tuple(window)
 
 
 def _distances_to(target: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -164,54 +170,76 @@ def _distances_to(target: np.ndarray, at: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(~target)[at]
 
 
-def _slice_hausdorff_px(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """(HD, HD95) of two non-empty 2-D masks.
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels of a mask (2-D or 3-D) with a 4- (6-) neighbour outside it; outside the array counts as outside."""
+    cross = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
 
-    The distance transforms run on the bounding box of both sets: every pixel that can be a
-    nearest neighbour lies inside it, so the distances are exact and the work is much smaller.
+
+def _edge_distances(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each boundary pixel of `pred` to `gt`'s boundary, and back, of two non-empty masks.
+
+    Computed on the window of both masks: the pixels outside it are background in both, so the boundaries
+    and the distances between them are exact, and the distance transforms are much smaller.
     """
     window = _bounding_box(pred | gt)
-    pred, gt = pred[window], gt[window]
-    pred_to_gt, gt_to_pred = _distances_to(gt, pred), _distances_to(pred, gt)
-    hd = max(pred_to_gt.max(), gt_to_pred.max())
-    hd95 = max(np.percentile(pred_to_gt, HD_PERCENTILE), np.percentile(gt_to_pred, HD_PERCENTILE))
-    return float(hd), float(hd95)
-
-
-def hausdorff_px(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slice (HD, HD95) in pixels of two (N, H, W) masks; NaN where either set is empty."""
-    pred, gt = _as_masks(pred, gt)
-    hd, hd95 = np.full(len(pred), np.nan), np.full(len(pred), np.nan)
-    defined = pred.any(axis=(1, 2)) & gt.any(axis=(1, 2))
-    for i in np.flatnonzero(defined):
-        hd[i], hd95[i] = _slice_hausdorff_px(pred[i], gt[i])
-    return hd, hd95
-
-
-def boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of a 2-D mask with a 4-neighbour outside it (outside the image counts as outside)."""
-    return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
-
-
-def _slice_surface_dice(pred: np.ndarray, gt: np.ndarray, tolerance: float) -> float:
-    """NSD of two non-empty 2-D masks, distances computed on the window of both sets (exact, as for HD)."""
-    window = _bounding_box(pred | gt)
     edge_pred, edge_gt = boundary(pred[window]), boundary(gt[window])
-    pred_to_gt, gt_to_pred = _distances_to(edge_gt, edge_pred), _distances_to(edge_pred, edge_gt)
+    return _distances_to(edge_gt, edge_pred), _distances_to(edge_pred, edge_gt)
+
+
+def _symmetric_percentile(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, percentile: float) -> float:
+    """The larger of the two directed percentiles of a pair of distance sets."""
+    return float(max(np.percentile(pred_to_gt, percentile), np.percentile(gt_to_pred, percentile)))
+
+
+def percentile_hausdorff(pred: np.ndarray, gt: np.ndarray, percentile: float = HD_PERCENTILE) -> float:
+    """HD95 (by default) of two masks of any dimension, in pixels: the `percentile`-th percentile of the
+    boundary-to-boundary distances in each direction, the larger of the two; NaN when either mask is empty."""
+    pred, gt = np.asarray(pred).astype(bool, copy=False), np.asarray(gt).astype(bool, copy=False)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} must have one shape")
+    if not (pred.any() and gt.any()):
+        return float("nan")
+    return _symmetric_percentile(*_edge_distances(pred, gt), percentile)
+
+
+def _slice_distances(pred: np.ndarray, gt: np.ndarray, tolerance: float) -> tuple[float, float, float]:
+    """(HD, HD95, NSD) of two non-empty 2-D masks: HD over the foreground pixels (the paper's), HD95 and NSD
+    over the boundaries, whose distances are computed once for both."""
+    window = _bounding_box(pred | gt)
+    pred, gt = pred[window], gt[window]
+    hd = max(_distances_to(gt, pred).max(), _distances_to(pred, gt).max())
+    pred_to_gt, gt_to_pred = _edge_distances(pred, gt)
     within = np.count_nonzero(pred_to_gt <= tolerance) + np.count_nonzero(gt_to_pred <= tolerance)
-    return within / (len(pred_to_gt) + len(gt_to_pred))
+    nsd = within / (len(pred_to_gt) + len(gt_to_pred))
+    return float(hd), _symmetric_percentile(pred_to_gt, gt_to_pred, HD_PERCENTILE), nsd
 
 
-def surface_dice(pred: np.ndarray, gt: np.ndarray, tolerance: float = NSD_TOLERANCE_PX) -> np.ndarray:
-    """Per-slice normalised surface Dice of two (N, H, W) masks at `tolerance` px; NaN both empty, 0 one empty."""
+def _distance_metrics(
+    pred: np.ndarray, gt: np.ndarray, tolerance: float = NSD_TOLERANCE_PX
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-slice HD, HD95 (NaN where either mask is empty) and NSD at `tolerance` px (NaN both empty, 0 one empty)
+    of two (N, H, W) stacks."""
     pred, gt = _as_masks(pred, gt)
     if not (tolerance >= 0 and np.isfinite(tolerance)):
         raise ValueError(f"NSD tolerance must be a finite number >= 0 pixels, got {tolerance}")
     has_pred, has_gt = pred.any(axis=(1, 2)), gt.any(axis=(1, 2))
-    out = np.where(has_pred | has_gt, 0.0, np.nan)
+    hd, hd95 = np.full(len(pred), np.nan), np.full(len(pred), np.nan)
+    nsd = np.where(has_pred | has_gt, 0.0, np.nan)
     for i in np.flatnonzero(has_pred & has_gt):
-        out[i] = _slice_surface_dice(pred[i], gt[i], tolerance)
-    return out
+        hd[i], hd95[i], nsd[i] = _slice_distances(pred[i], gt[i], tolerance)
+    return hd, hd95, nsd
+
+
+def hausdorff_px(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice (HD, HD95) in pixels of two (N, H, W) masks; NaN where either set is empty."""
+    hd, hd95, _ = _distance_metrics(pred, gt)
+    return hd, hd95
+
+
+def surface_dice(pred: np.ndarray, gt: np.ndarray, tolerance: float = NSD_TOLERANCE_PX) -> np.ndarray:
+    """Per-slice normalised surface Dice of two (N, H, W) masks at `tolerance` px; NaN both empty, 0 one empty."""
+    return _distance_metrics(pred, gt, tolerance)[2]
 
 
 def _stack_boundary(masks: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -345,8 +373,7 @@ def slice_metrics(
     if len(ids) != len(pred):
         raise ValueError(f"{len(ids)} slice ids for {len(pred)} slices")
     counts = confusion_counts(pred, gt)
-    hd, hd95 = hausdorff_px(pred, gt)
-    nsd = surface_dice(pred, gt, nsd_tolerance)
+    hd, hd95, nsd = _distance_metrics(pred, gt, nsd_tolerance)
     columns: dict[str, Sequence] = {"id": list(ids), **counts._asdict()}
     columns.update({f"paper_{k}": v for k, v in _paper_values(counts, hd).items()})
     columns.update({f"strict_{k}": v for k, v in _strict_values(counts, hd, hd95, nsd).items()})
