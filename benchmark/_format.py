@@ -34,6 +34,15 @@ def print_table(rows: Sequence[dict], columns: Sequence[str]) -> None:
 PAPER_K_BELOW = 100_000
 
 
+def params_text(count: float, k_below: float = PAPER_K_BELOW) -> str:
+    """A parameter count as a paper prints it: thousands ('K') below `k_below`, else millions ('M'), 2 decimals.
+
+    The default is the MiniSeg paper's Table 4 (82910 -> '82.91K', 363197 -> '0.36M'; its CSV stores each
+    printed figure times its unit); `k_below=1_000_000` keeps thousands up to a million ('878.00K').
+    """
+    return f"{count / 1e3:.2f}K" if count < k_below else f"{count / 1e6:.2f}M"
+
+
 def paper_unit_params(count: int) -> str:
     """A parameter count as the paper's Table 4 prints it (the release's counter, then the authors' units).
 
@@ -41,13 +50,4 @@ def paper_unit_params(count: int) -> str:
     under 1M it prints n / 1e6 (ENet: 363,197 -> 0.36M); from 1M on it divides the thousands by 1024
     (U-Net: 8,637,378 -> 8.43M).
     """
-    if count < PAPER_K_BELOW:
-        return f"{count / 1e3:.2f}K"
-    if count < 1_000_000:
-        return f"{count / 1e6:.2f}M"
-    return f"{count / 1_024_000:.2f}M"
-
-
-def printed_params(value: float) -> str:
-    """A Table 4 #Param as printed (the CSV stores the printed figure times its unit): 82910 -> '82.91K'."""
-    return f"{value / 1e3:.2f}K" if value < PAPER_K_BELOW else f"{value / 1e6:.2f}M"
+    return params_text(count) if count < 1_000_000 else f"{count / 1_024_000:.2f}M"

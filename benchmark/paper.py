@@ -8,7 +8,6 @@ import pandas as pd
 
 PAPER_DIR = Path(__file__).resolve().parent / "paper"
 PAPER_DATASETS = ("CT100", "P9", "P20", "P1110")
-PAPER_METRICS = ("mIoU", "SEN", "SPC", "DSC", "HD")
 
 
 @lru_cache(maxsize=None)

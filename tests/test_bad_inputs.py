@@ -57,7 +57,7 @@ def pristine(tmp_path_factory, plugin) -> Path:
     folds = get_folds("synthetic", base / "data")
     for k, ids in enumerate(folds, start=1):
         for slice_id in ids:
-            mask = Image.open(base / "data/synthetic/tr_mask" / f"{slice_id}.png").resize((512, 512), Image.NEAREST)
+            mask = Image.open(base / "data/synthetic/tr_mask" / f"{slice_id}.png")  # a perfect map, on the masks' grid
             (base / "maps" / f"CrossVal{k}").mkdir(parents=True, exist_ok=True)
             mask.save(base / "maps" / f"CrossVal{k}" / f"{slice_id}.png")
         torch.save(torch.nn.Conv2d(3, 2, 1).state_dict(), base / f"w{k}.pt")
@@ -138,7 +138,7 @@ def _map(root: Path, fold: int = 1, index: int = 0) -> Path:
 
 def map_wrong_size(root: Path) -> str:
     path = _map(root, 2)
-    _png(path, np.zeros((128, 128), np.uint8))
+    _png(path, np.zeros((64, 64), np.uint8))
     return str(path)
 
 

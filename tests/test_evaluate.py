@@ -80,9 +80,9 @@ def _write_maps(out_dir: Path, folds: list[list[str]], masks_of: dict[str, np.nd
 
 @pytest.fixture()
 def perfect_maps(synth_root, tmp_path) -> Path:
-    """The synthetic ground truth at 512x512 written as maps: a perfect prediction."""
+    """The synthetic ground truth (128x128, its own grid) written as maps: a perfect prediction."""
     folds = get_folds("synthetic", synth_root)
-    data = load_dataset("synthetic", synth_root, masks_only=True, size=512)
+    data = load_dataset("synthetic", synth_root, masks_only=True)
     return _write_maps(tmp_path / "maps", folds, dict(zip(data.ids, data.masks)))
 
 
@@ -94,7 +94,7 @@ def test_perfect_maps_paper_policy_scores_empty_slices_zero_strict_skips_them(sy
     folds = get_folds("synthetic", root)
     for fold in folds:
         Image.fromarray(np.zeros((128, 128), np.uint8)).save(root / "synthetic" / "tr_mask" / f"{fold[0]}.png")
-    data = load_dataset("synthetic", root, masks_only=True, size=512)
+    data = load_dataset("synthetic", root, masks_only=True)
     maps = _write_maps(tmp_path / "maps", folds, dict(zip(data.ids, data.masks)))
     result = evaluate.evaluate_maps("synthetic", root, maps)
     strict, paper = result.summary["strict"], result.summary["paper"]
@@ -114,9 +114,12 @@ def test_missing_map_is_an_error_naming_it(synth_root, perfect_maps):
 
 
 def test_wrong_size_map_is_an_error_naming_it(synth_root, perfect_maps):
+    """Maps are scored on the masks' own grid (128 px here), as training scores its test fold: a 512 px map is
+    an error naming both files, not a silently resized ground truth."""
     victim = next((perfect_maps / "CrossVal2").glob("*.png"))
-    Image.fromarray(np.zeros((128, 128), np.uint8)).save(victim)
-    with pytest.raises(ValueError, match=rf"{victim}: map is 128x128, ground truth is 512x512"):
+    Image.fromarray(np.zeros((512, 512), np.uint8)).save(victim)
+    mask = synth_root / "synthetic" / "tr_mask" / victim.name
+    with pytest.raises(ValueError, match=rf"{victim}: map is 512x512, ground truth is 128x128 \({mask}\)"):
         evaluate.evaluate_maps("synthetic", synth_root, perfect_maps)
 
 
@@ -151,7 +154,7 @@ def test_weights_path_runs_each_fold_with_its_training_normalisation(synth_root,
         normalization="fold",
     )
     folds = get_folds("synthetic", synth_root)
-    data = load_dataset("synthetic", synth_root, size=512)
+    data = load_dataset("synthetic", synth_root)
     index = {i: n for n, i in enumerate(data.ids)}
     for k, ids in enumerate(folds, start=1):
         train = [index[i] for j, fold in enumerate(folds) if j != k - 1 for i in fold]
@@ -178,7 +181,7 @@ def test_weights_trained_with_imagenet_statistics_are_run_with_them(synth_root, 
                                        normalization="fold")
     assert result.normalization == ["imagenet"] * 5 and forced.normalization == ["fold"] * 5
     folds = get_folds("synthetic", synth_root)
-    data = load_dataset("synthetic", synth_root, size=512)
+    data = load_dataset("synthetic", synth_root)
     index = {i: n for n, i in enumerate(data.ids)}
     mean, _ = normalization_stats(data.images[[index[i] for fold in folds[1:] for i in fold]])
     slice_id = folds[0][0]
@@ -201,7 +204,7 @@ def test_a_checkpoint_that_records_its_training_statistics_is_run_with_them(synt
     result = evaluate.evaluate_weights("synthetic", synth_root, "conv", str(tmp_path / "c{fold}.pt"),
                                        save_maps=tmp_path / "maps")
     assert result.normalization == ["fold"] * 5
-    data = load_dataset("synthetic", synth_root, size=512)
+    data = load_dataset("synthetic", synth_root)
     slice_id = get_folds("synthetic", synth_root)[0][0]
     grey = data.images[list(data.ids).index(slice_id)].astype(np.float64) / 255
     saved = np.asarray(Image.open(tmp_path / "maps" / "CrossVal1" / f"{slice_id}.png")) > 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmark import paper
-from benchmark._format import paper_unit_params, printed_params
+from benchmark._format import paper_unit_params, params_text
 from benchmark.cli import main
 from benchmark.profiling.paper_flops import measure_registered
 from benchmark.profiling.paper_rows import BACKBONE_NOTE, backbone_only_rows, paper_counts
@@ -110,11 +110,13 @@ def test_paper_unit_reproduces_the_csv_strings():
     assert [paper_unit_params(int(n)) for n in builds["params"]] == list(builds["paper_unit_params"])
     assert (paper_unit_params(82_912), paper_unit_params(363_197), paper_unit_params(8_637_378)) == (
         "82.91K", "0.36M", "8.43M")
+    assert (params_text(878_000), params_text(878_000, k_below=1_000_000), params_text(1_470_000)) == (
+        "0.88M", "878.00K", "1.47M")
 
 
 def test_printed_params_differ_from_the_authors_build_only_for_ocnet():
     builds = paper.authors_builds()
-    differ = [row.method for row in builds.itertuples() if printed_params(row.paper_params) != row.paper_unit_params]
+    differ = [row.method for row in builds.itertuples() if params_text(row.paper_params) != row.paper_unit_params]
     assert differ == ["OCNet"]
 
 

@@ -2,7 +2,7 @@
 
 Sources (one of):
   --maps DIR                 maps laid out as DIR/CrossVal{1..5}/<slice id>.png (the authors'
-                             SegMaps layout; 0/255 PNGs at 512x512, any value > 0 is infection)
+                             SegMaps layout; 0/255 PNGs the size of the masks, any value > 0 is infection)
   --model NAME --weights P   run model NAME with fold k's weights (P with {fold} = 1..5) on fold k's
                              test slices, normalised as the weights were trained (--normalization:
                              by default what a checkpoint of our `train` records, else the model's
@@ -10,7 +10,10 @@ Sources (one of):
                              weights, else fold k's training slices' statistics);
                              --save-maps DIR writes its predictions in the SegMaps layout
 
-Ground truth is the dataset's masks at 512x512 (nearest neighbour where a slice has another size).
+Ground truth is the dataset's masks on their own grid (512x512 for the paper's data), as training
+scores its test fold; slices of mixed sizes are brought to one side only where the dataset's spec
+says so (P9, P20: 512, nearest neighbour), elsewhere a differing size is an error. --model runs on
+that grid too.
 
 Policies (both are computed and stored; --policy picks the one printed):
   paper   the MiniSeg paper's semantics: per slice DSC, SEN, SPC (whole image) and HD (full
@@ -56,13 +59,11 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
-from ..evaluation import POLICIES
+from ..evaluation import NSD_TOLERANCE_PX, PAPER_METRICS, POLICIES
 from ..normalization import AUTO, CHOICES
 from .folds import add_split
 
-NSD_TOLERANCE_PX = 2.0  # = evaluation.metrics.NSD_TOLERANCE_PX (not imported here: parsing stays light)
-PAPER_COLUMNS = ("miou", "sen", "spc", "dsc", "hd")
-STRICT_COLUMNS = PAPER_COLUMNS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",
+STRICT_COLUMNS = PAPER_METRICS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",
                                   "n_empty_pred", "n_empty_gt")
 
 
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(nan_to_none(_printable(summary, result.dataset, args.policy, str(json_path))), indent=2))
         return 0
-    columns = PAPER_COLUMNS if args.policy == "paper" else STRICT_COLUMNS
+    columns = PAPER_METRICS if args.policy == "paper" else STRICT_COLUMNS
     print(f"{result.dataset} · {label} · policy {args.policy} · DSC/SEN/SPC/mIoU in %, HD in px")
     print_table(_table_rows(summary, columns), ("fold", "slices") + columns)
     print(f"wrote {json_path} and {json_path.with_suffix('.csv').name} ({extra['timings']['eval_s']:.1f} s)", file=sys.stderr)

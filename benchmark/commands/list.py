@@ -66,7 +66,7 @@ def table4_rows(with_params: bool, pattern: str | None = None) -> list[dict]:
     With `pattern`, only the rows whose registered model matches it."""
     from models import list_models
 
-    from .._format import printed_params
+    from .._format import params_text
     from ..paper import authors_builds, registered_rows, table4
 
     by_row = registered_rows()
@@ -81,7 +81,7 @@ def table4_rows(with_params: bool, pattern: str | None = None) -> list[dict]:
             "paper_row": rec["method"],
             "backbone": rec["backbone"] if isinstance(rec["backbone"], str) else None,
             "model": name,
-            "params_printed": printed_params(rec["params"]),
+            "params_printed": params_text(rec["params"]),
             "params_authors_build": int(builds.loc[rec["method"], "params"]),
             "gflops_printed": f"{rec['gflops']:.2f}",
         }

@@ -147,6 +147,13 @@ def _default_ids(name: str, data_root: Path) -> list[str]:
     return sorted({i for fold in get_folds(name, data_root) for i in fold})
 
 
+def load_on_truth_grid(name: str, data_root: str | Path, ids: Sequence[str], masks_only: bool = False) -> SliceSet:
+    """Slices on their ground truth's own grid, the one every score is computed on (training's test fold and
+    `evaluate` alike): as stored, except that slices of mixed sizes are brought to the spec's `resize_px` where the
+    spec says they need it (P9, P20); elsewhere mixed sizes are an error naming two of the files."""
+    return load_dataset(name, data_root, ids=ids, masks_only=masks_only, mixed_to=get_spec(name).resize_px)
+
+
 def load_dataset(
     name: str,
     data_root: str | Path,

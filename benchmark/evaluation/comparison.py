@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import POLICIES, UNITS, stats  # noqa: F401 - POLICIES is part of this module's interface
+from . import LOWER_IS_BETTER, POLICIES, UNITS, percent_scale, stats  # noqa: F401 - POLICIES: this module's interface
 from .metrics import volume_metrics
 from ..datasets.folds import N_FOLDS
 from ..records import (
@@ -28,8 +28,6 @@ from ..records import (
     fold_dir_name, paper_label_for, parse_results_key, read_record,
 )
 
-LOWER_IS_BETTER = frozenset({"hd", "hd95"})
-PERCENT_METRICS = frozenset({"dsc", "sen", "spc", "iou", "precision", "nsd"})
 PATIENT_METRICS = ("dsc", "sen", "hd")
 DEFAULT_REFERENCE = "miniseg"
 
@@ -248,10 +246,6 @@ def choose_reference(names: Sequence[str], paper_names: dict[str, str | None], r
 
 # --- the comparison ----------------------------------------------------------------------------------
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric in PERCENT_METRICS else 1.0
-
-
 def _num(value: float) -> float | None:
     """A finite float, else None (JSON has no NaN)."""
     return float(value) if value is not None and math.isfinite(value) else None
@@ -356,7 +350,7 @@ def compare(
     ids, matrix = _case_matrix(usable, column, unit, dataset)
     clusters, resampled = _clusters(ids, unit, dataset)
     resampler = stats.Resampler.draw(clusters, n_resamples, seed)
-    scale = _scale(metric)
+    scale = percent_scale(metric)
     result.update({"n_cases": len(ids), "n_clusters": resampler.n_clusters, "resampled": resampled,
                    "n_undefined": {n: int(np.isnan(matrix[:, j]).sum()) for j, n in enumerate(names)}})
     result["models"] = _model_summaries(names, matrix, resampler, scale, higher)

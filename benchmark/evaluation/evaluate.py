@@ -1,7 +1,8 @@
 """Evaluate segmentations fold by fold: precomputed maps (the authors' SegMaps layout) or a model with per-fold weights.
 
-Both paths end in the same place: per fold, bool predictions and the ground truth at 512x512
-go through `metrics.slice_metrics`, then `metrics.fold_summary` and `metrics.cv_summary`.
+Both paths end in the same place: per fold, bool predictions and the ground truth on its own grid
+(`datasets.load_on_truth_grid`, as training scores its test fold) go through `metrics.slice_metrics`,
+then `metrics.fold_summary` and `metrics.cv_summary`.
 Maps are laid out as `DIR/CrossVal{1..5}/<slice id>.png` (0/255; any value > 0 is infection).
 """
 from __future__ import annotations
@@ -17,13 +18,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import metrics
+from . import NSD_TOLERANCE_PX, metrics
 from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
 from ..normalization import CHOICES, for_weights
 from ..records import EVAL_SCHEMA, eval_csv_name, eval_dir
 
-EVAL_SIZE = 512
 FOLD_DIR = "CrossVal{fold}"
 FOLD_PLACEHOLDER = "{fold}"
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -38,7 +38,7 @@ class Evaluation:
     folds: list[dict[str, dict[str, float]]]
     summary: dict[str, dict[str, Any]]
     split: str = "paper"
-    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX
+    nsd_tolerance: float = NSD_TOLERANCE_PX
     normalization: list[str] | None = None  # per fold, where a model ran ("fold" or "imagenet")
 
 
@@ -136,19 +136,12 @@ def read_fold_maps(
         path = fold_dir / f"{slice_id}.png"
         array = read_map(path)
         if array.shape != shape:
-            truth = f" ({truth_of(slice_id)}, scored at {EVAL_SIZE} px)" if truth_of else ""
+            truth = f" ({truth_of(slice_id)})" if truth_of else ""
             raise InputMismatch(
                 f"{path}: map is {array.shape[1]}x{array.shape[0]}, ground truth is {shape[1]}x{shape[0]}{truth}"
             )
         maps[i] = array
     return maps
-
-
-def _ground_truth(dataset: str, data_root: Path, ids: Sequence[str]) -> np.ndarray:
-    """Masks of `ids` at 512x512 (nearest neighbour where a slice has another size)."""
-    from ..datasets import load_dataset
-
-    return load_dataset(dataset, data_root, ids=list(ids), masks_only=True, size=EVAL_SIZE).masks
 
 
 def _collect(
@@ -184,13 +177,13 @@ def evaluate_maps(
     data_root: str | Path,
     maps_dir: str | Path,
     split: str = "paper",
-    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX,
+    nsd_tolerance: float = NSD_TOLERANCE_PX,
 ) -> Evaluation:
     """Score precomputed maps `maps_dir/CrossVal{k}/<id>.png` against the dataset's ground truth, fold by fold.
 
     `split` names the folds the maps are laid out by (CrossVal{k} = test fold k-1 of that split).
     """
-    from ..datasets import get_folds
+    from ..datasets import get_folds, load_on_truth_grid
 
     maps_dir, data_root = Path(maps_dir), Path(data_root)
     if not maps_dir.is_dir():
@@ -198,7 +191,7 @@ def evaluate_maps(
     folds = get_folds(dataset, data_root, split=split)
     per_fold = []
     for k, ids in enumerate(folds, start=1):
-        gt = _ground_truth(dataset, data_root, ids)
+        gt = load_on_truth_grid(dataset, data_root, ids, masks_only=True).masks
         maps = read_fold_maps(maps_dir, k, folds, gt.shape[1:], _mask_file_of(dataset, data_root))
         per_fold.append((list(ids), maps, gt))
     return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
@@ -284,7 +277,7 @@ def evaluate_weights(
     save_maps: str | Path | None = None,
     dtype: torch.dtype = torch.float64,
     split: str = "paper",
-    nsd_tolerance: float = metrics.NSD_TOLERANCE_PX,
+    nsd_tolerance: float = NSD_TOLERANCE_PX,
     normalization: str = "auto",
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices, then score.
@@ -297,7 +290,7 @@ def evaluate_weights(
     """
     from models import create_model
 
-    from ..datasets import get_folds, load_dataset
+    from ..datasets import get_folds, load_on_truth_grid
 
     if normalization not in CHOICES:
         raise ValueError(f"normalization must be one of {', '.join(CHOICES)}, got {normalization!r}")
@@ -306,7 +299,7 @@ def evaluate_weights(
     folds = get_folds(dataset, data_root, split=split)
     paths = fold_weight_paths(weights_pattern, len(folds))
     all_ids = [i for fold in folds for i in fold]
-    data = load_dataset(dataset, data_root, ids=all_ids, size=EVAL_SIZE)
+    data = load_on_truth_grid(dataset, data_root, all_ids)
     fold_of = np.repeat(np.arange(len(folds)), [len(f) for f in folds])
     per_fold, used = [], []
     for k, (ids, path) in enumerate(zip(folds, paths), start=1):

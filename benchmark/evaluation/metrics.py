@@ -47,6 +47,8 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from . import NSD_TOLERANCE_PX, percent_scale
+
 __all__ = [
     "Counts",
     "confusion_counts",
@@ -71,9 +73,7 @@ __all__ = [
 SUMMARY_KEYS = ("dsc", "sen", "spc", "hd", "miou")
 STRICT_SLICE_KEYS = ("dsc", "sen", "spc", "iou", "precision", "hd", "hd95", "nsd")
 VOLUME_KEYS = ("dsc", "sen", "hd")  # per-volume (3D) metrics, `<key>_3d` in the strict summaries
-_PERCENT_KEYS = ("dsc", "sen", "spc", "iou", "precision", "nsd", "dsc_3d", "sen_3d")
 HD_PERCENTILE = 95.0
-NSD_TOLERANCE_PX = 2.0
 Z_SPACING_PX = 1.0  # distance between consecutive slice indices, in in-plane pixels (PNGs carry no spacing)
 
 
@@ -390,7 +390,7 @@ def _nanmean(values: np.ndarray) -> float:
 
 def _scaled(key: str, value: float) -> float:
     """Ratios in percent, distances unchanged."""
-    return 100.0 * value if key in _PERCENT_KEYS else value
+    return percent_scale(key) * value
 
 
 def fold_summary(per_slice: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -16,8 +16,6 @@ from ..records import (
     model_paper_name, paper_label_for, read_record,
 )
 
-PAPER_METRICS = ("miou", "sen", "spc", "dsc", "hd")
-
 
 @dataclass(frozen=True)
 class FoldResult:

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .. import paper
-from .load import PAPER_METRICS, number
+from ..evaluation import PAPER_METRICS
+from .load import number
 
 PAPER_DATASETS = paper.PAPER_DATASETS
 CSV_METRIC = {"miou": "mIoU", "sen": "SEN", "spc": "SPC", "dsc": "DSC", "hd": "HD"}

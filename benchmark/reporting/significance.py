@@ -13,12 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation import stats
+from ..evaluation import PAPER_METRICS, percent_scale, stats
 from ..evaluation.comparison import Comparison, ModelCases, compare, load_cases
 from ..evaluation.metrics import miou_of_sums
-
-TABLE_METRICS = ("miou", "sen", "spc", "dsc", "hd")
-PERCENT = frozenset({"miou", "sen", "spc", "dsc"})
 
 
 @dataclass(frozen=True)
@@ -53,16 +50,15 @@ def entry_intervals(model: ModelCases, clusters_of, n_resamples: int = stats.N_R
     frame = model.frame.reset_index(drop=True)
     clusters = [clusters_of(i) for i in frame["id"]]
     out = {}
-    for metric in TABLE_METRICS:
+    for metric in PAPER_METRICS:
         if metric == "miou":
             if not {"tp", "fp", "fn", "tn"} <= set(frame):  # per-slice rows without confusion counts
                 continue
             draws = stats.fold_mean_draws(None, frame["fold"], clusters, n_resamples,
                                           statistic=lambda r, rows: _miou_draws(frame, r, rows))
         elif f"paper_{metric}" in frame:
-            scale = 100.0 if metric in PERCENT else 1.0
-            draws = scale * stats.fold_mean_draws(frame[f"paper_{metric}"].to_numpy(np.float64), frame["fold"],
-                                                  clusters, n_resamples)
+            values = frame[f"paper_{metric}"].to_numpy(np.float64)
+            draws = percent_scale(metric) * stats.fold_mean_draws(values, frame["fold"], clusters, n_resamples)
         else:
             continue
         out[metric] = stats.percentile_interval(draws)

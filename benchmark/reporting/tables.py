@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from .load import PAPER_METRICS, Entry, Profile, Results
+from ..datasets.folds import N_FOLDS
+from ..evaluation import LOWER_IS_BETTER, PAPER_METRICS
+from .._format import paper_unit_params, params_text
+from .load import Entry, Profile, Results
 from .paper import PAPER_DATASETS, paper_accuracy, paper_efficiency
 
 MISSING = "—"
@@ -20,8 +23,6 @@ METRIC_LABEL = {
     "iou": "IoU", "precision": "Precision", "dsc_pooled": "DSC pooled",
 }
 STRICT_ORDER = ("miou", "sen", "spc", "dsc", "hd", "hd95", "iou", "precision", "dsc_pooled")
-LOWER_IS_BETTER = frozenset({"hd", "hd95"})
-N_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,8 @@ def fmt_diff(value: float | None) -> str:
 
 
 def fmt_params(count: int | None) -> str:
-    """82912 -> '82.91K', 8430000 -> '8.43M' (as the paper writes them)."""
-    if count is None:
-        return MISSING
-    if count >= 1_000_000:
-        return f"{count / 1e6:.2f}M"
-    return f"{count / 1e3:.2f}K"
+    """82912 -> '82.91K', 878000 -> '878.00K', 8430000 -> '8.43M' (thousands up to a million)."""
+    return MISSING if count is None else params_text(count, k_below=1_000_000)
 
 
 def fmt_gmacs(value: float | None) -> str:
@@ -465,19 +462,17 @@ def _throughput_cells(model: str | None, results: Results, record: dict[str, Any
 
 def _efficiency_row(ref: Any, model: str | None, results: Results) -> tuple[list[Cell], dict[str, Any]]:
     """One Table 4 line: the paper's figures, ours in the paper's unit and convention, fvcore, throughput."""
-    from .._format import paper_unit_params, printed_params
-
     prof = results.profile_of(model)
     side = prof.input_side if prof else None
     counted, params, gflops = _counted(ref.method if ref else None, prof)
-    params_text = paper_unit_params(params) if params is not None else None
-    paper_params = printed_params(ref.params) if ref else None
+    ours_params = paper_unit_params(params) if params is not None else None
+    paper_params = params_text(ref.params) if ref else None
     gflops_text = f"{gflops:.2f}" if gflops is not None else None
     paper_gflops = f"{ref.gmacs:.2f}" if ref else None
     at_512 = not side or side == 512
     row = [Cell(ref.method if ref else MISSING), Cell(model or MISSING), Cell((ref.backbone if ref else None) or MISSING),
            Cell(counted if model else MISSING),
-           Cell(paper_params or MISSING), Cell(params_text or MISSING), Cell(_agree(params_text, paper_params)),
+           Cell(paper_params or MISSING), Cell(ours_params or MISSING), Cell(_agree(ours_params, paper_params)),
            Cell(paper_gflops or MISSING), Cell((gflops_text + _side_suffix(side)) if gflops_text else MISSING),
            Cell(_agree(gflops_text, paper_gflops, at_512)),
            Cell(_gmacs_text(prof, side)), Cell(fmt_rate(ref.fps if ref else None))]
@@ -486,7 +481,7 @@ def _efficiency_row(ref: Any, model: str | None, results: Results) -> tuple[list
         "counted": counted if model else None,
         "paper_params": ref.params if ref else None, "paper_params_printed": paper_params,
         "params": prof.params if prof else None, "params_inference": prof.params_inference if prof else None,
-        "params_counted": params, "params_paper_unit": params_text, "params_agree": _agree(params_text, paper_params),
+        "params_counted": params, "params_paper_unit": ours_params, "params_agree": _agree(ours_params, paper_params),
         "paper_gflops": ref.gmacs if ref else None, "gflops_paper": gflops,
         "gflops_agree": _agree(gflops_text, paper_gflops, at_512), "gmacs_fvcore": prof.gmacs if prof else None,
         "input_size": side, "paper_fps": ref.fps if ref else None,
@@ -546,8 +541,6 @@ def efficiency_file(results: Results) -> TableFile:
 def since_paper_table(models: Sequence[str], results: Results) -> tuple[Table, list[dict[str, Any]]]:
     """Lightweight nets published since the paper: our counts in Table 4's conventions beside their own papers'."""
     from models import get_model_info
-
-    from .._format import paper_unit_params
 
     headers = ["Model", "Params ours", "GFLOPs ours", "GMACs fvcore", "Params reported", "GMACs reported",
                "Reported at"] + [f"img/s {d}" for d in results.devices]

@@ -110,7 +110,7 @@ def load_fold_data(
     dataset: str, fold: int, data_root: str | Path, size_px: int, device: torch.device, split: str = "paper"
 ) -> FoldData:
     """Decode the fold's slices at `size_px` once; training split statistics; training slices to `device`."""
-    from ..datasets import class_weights, get_folds, load_dataset, normalization_stats, train_ids
+    from ..datasets import class_weights, get_folds, load_dataset, load_on_truth_grid, normalization_stats, train_ids
 
     folds = get_folds(dataset, data_root, split=split)
     if not 0 <= fold < len(folds):
@@ -123,19 +123,11 @@ def load_fold_data(
         train_masks=torch.from_numpy(np.ascontiguousarray(train.masks)).to(device),
         test_ids=list(test.ids),
         test_images=test.images,
-        test_masks=ground_truth(dataset, data_root, folds[fold]),
+        test_masks=load_on_truth_grid(dataset, data_root, folds[fold], masks_only=True).masks,
         mean=mean,
         std=std,
         class_weights=class_weights(train.masks),
     )
-
-
-def ground_truth(dataset: str, data_root: str | Path, ids: list[str]) -> np.ndarray:
-    """Test masks on their own grid; slices of mixed sizes are brought to the spec's `resize_px` (nearest) only
-    where the dataset's spec says its slices need it (P9, P20); elsewhere mixed sizes are an error naming them."""
-    from ..datasets import get_spec, load_dataset
-
-    return load_dataset(dataset, data_root, ids=ids, masks_only=True, mixed_to=get_spec(dataset).resize_px).masks
 
 
 def build_model(model_name: str, protocol: Protocol) -> torch.nn.Module:
