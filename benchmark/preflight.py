@@ -155,7 +155,7 @@ def check_pretrained_weights(request: TrainRequest) -> list[str]:
 
 def weights_problems(model: str, download: bool) -> list[str]:
     """One line per ImageNet weights file `model` needs and cannot have (fetching it when `download`)."""
-    from models.pretrained import MissingWeightsError, fetch, fetch_hint, local_path, required_weights
+    from models._pretrained import MissingWeightsError, fetch, fetch_hint, local_path, required_weights
 
     opt_out = "or opt out with --set pretrained=false (recorded as a deviation)"
     try:

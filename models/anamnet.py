@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 SQUEEZE = 4
 REFERENCE = (

@@ -21,7 +21,7 @@ from torch import nn
 
 from .backbones import resnet_v1b_features
 from .layers import ConvBNAct, attend, pyramid_sample, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 PYRAMID_SIZES = (1, 3, 6, 8)
 KEY_CHANNELS = 256

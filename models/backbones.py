@@ -3,7 +3,7 @@
 Every builder returns a `FeatureExtractor`: `forward(x)` gives a list of feature maps,
 fine to coarse, and `.channels` / `.reductions` say each map's channel count and its
 stride relative to the input. Random initialisation by default; `pretrained=True`
-loads ImageNet weights through models.pretrained (torchvision's / timm's caches, offline-safe).
+loads ImageNet weights through models._pretrained (torchvision's / timm's caches, offline-safe).
 
     feats = resnet_features(depth=50, output_stride=8)   # dilated ResNet50 (PSPNet, DeepLabv3)
     feats.channels   -> (256, 512, 1024, 2048)
@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .pretrained import timm_model, torchvision_model
+from ._pretrained import timm_model, torchvision_model
 
 __all__ = [
     "FeatureExtractor",

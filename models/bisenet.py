@@ -18,7 +18,7 @@ from torch import nn
 
 from .backbones import resnet_features
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 SPATIAL_CHANNELS = (64, 64, 64, 128)
 CONTEXT_CHANNELS = 128

@@ -14,7 +14,7 @@ from torch import nn
 
 from .backbones import resnet_v1b_features
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 CHANNELS = 512
 REFERENCE = "Huang et al., CCNet: Criss-Cross Attention for Semantic Segmentation, ICCV 2019"

@@ -20,7 +20,7 @@ from torch import nn
 
 from .espnet import ESPNET_BN_EPS, BNPReLU, ConvBNPReLU, InputPyramid
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 STAGE2_REDUCTION = 8
 STAGE3_REDUCTION = 16

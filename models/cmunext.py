@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 WIDTHS = (16, 32, 128, 160, 256)
 DEPTHS = (1, 1, 1, 3, 1)

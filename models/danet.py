@@ -16,7 +16,7 @@ from torch import nn
 
 from .backbones import resnet_v1b_features
 from .layers import ConvBNAct, attend, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 CHANNELS = 512
 REFERENCE = "Fu et al., Dual Attention Network for Scene Segmentation, CVPR 2019"

@@ -32,8 +32,8 @@ from torch import nn
 
 from .backbones import resnet_features
 from .layers import ConvBNAct, init_conv_bn, upsample_to
-from .pretrained import imagenet_state_dict
-from .registry import register_model
+from ._pretrained import imagenet_state_dict
+from ._registry import register_model
 
 ASPP_CHANNELS = 256
 LOW_LEVEL_CHANNELS = 48

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .layers import init_conv_bn, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 RATES = (3, 6, 12, 18, 24)
 BLOCK_LAYERS = (6, 12, 48, 32)  # DenseNet-201

@@ -26,7 +26,7 @@ from torch import nn
 
 from .backbones import resnet_extractor, torchvision_resnet
 from .layers import ChannelGate, ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 REFERENCE = "Yu et al., Learning a Discriminative Feature Network for Semantic Segmentation, CVPR 2018"
 

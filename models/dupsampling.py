@@ -15,7 +15,7 @@ from torch import nn
 
 from .backbones import resnet_features
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 LOW_CHANNELS = 48
 CHANNELS = 256

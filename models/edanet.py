@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import init_conv_bn
-from .registry import register_model
+from ._registry import register_model
 
 GROWTH = 40
 BLOCK1_DILATIONS = (1, 1, 1, 2, 2)

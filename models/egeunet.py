@@ -29,7 +29,7 @@ from torch import nn
 
 from .layers import LayerNorm2d
 from .malunet import CHANNELS, GNStage, conv3x3, group_norm, resize_bilinear
-from .registry import register_model
+from ._registry import register_model
 
 GAB_DILATIONS = (1, 2, 5, 7)
 HPA_GRID = 8

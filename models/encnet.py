@@ -18,7 +18,7 @@ from torch import nn
 
 from .backbones import resnet_v1b_features
 from .layers import ConvBNAct, upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 CODEWORDS = 32
 CHANNELS = 512

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from ._registry import register_model
 
 ENET_BN_EPS = 1e-3
 # Stages 2 and 3 (Table 1): (middle conv kind, dilation) of bottlenecks x.1 .. x.8.

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 ESP_DILATIONS = (1, 2, 4, 8, 16)
 ESPNET_BN_EPS = 1e-3  # ESPNet's and CGNet's release files use BN eps 1e-3 throughout

@@ -24,8 +24,8 @@ from torch import nn
 
 from .backbones import vgg_features
 from .layers import upsample_to
-from .pretrained import imagenet_state_dict
-from .registry import register_model
+from ._pretrained import imagenet_state_dict
+from ._registry import register_model
 
 FC_CHANNELS = 4096
 FC6_KERNEL = 7

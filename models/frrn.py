@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from ._registry import register_model
 
 RESIDUAL_CHANNELS = 32
 STEM_CHANNELS = 48

@@ -22,7 +22,7 @@ from torch import nn
 from .backbones import resnet_v1b_features
 from .layers import ConvBNAct, upsample_to
 from .pspnet import PyramidPooling
-from .registry import register_model
+from ._registry import register_model
 
 FUSION_CHANNELS = 256
 CONTEXT_CHANNELS = 512

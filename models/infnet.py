@@ -35,7 +35,7 @@ from torch import nn
 
 from .backbones import resnet_features
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 CHANNEL = 32  # the original's `channel` argument
 EDGE_CHANNELS = 64

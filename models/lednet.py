@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvBNAct, channel_shuffle
-from .registry import register_model
+from ._registry import register_model
 
 STAGE3_DILATIONS = (1, 2, 5, 9, 2, 5, 9, 17)
 PYRAMID_KERNELS = (3, 5, 7)

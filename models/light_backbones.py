@@ -30,8 +30,8 @@ from torch import nn
 from .backbones import adapt_first_conv
 from .layers import ConvBNAct, channel_shuffle, upsample_to
 from .miniseg import DecoderBlock
-from .pretrained import imagenet_state_dict, load_checked, torchvision_model
-from .registry import register_model
+from ._pretrained import imagenet_state_dict, load_checked, torchvision_model
+from ._registry import register_model
 
 FAMILY = "light-backbone"
 DECODER_DROPOUT = 0.1
@@ -124,7 +124,7 @@ class MobileNetV1Features(nn.Module):
         return _run_stages(self.act1(self.bn1(self.conv_stem(x))), self.blocks)
 
     def load_timm_imagenet(self) -> None:
-        """Copy timm `mobilenetv1_100`'s ImageNet weights in (models.pretrained; strict: every key must match)."""
+        """Copy timm `mobilenetv1_100`'s ImageNet weights in (models._pretrained; strict: every key must match)."""
         state = imagenet_state_dict("timm", "mobilenetv1_100")
         load_checked(self, {k: v for k, v in state.items() if not k.startswith("classifier.")}, "timm mobilenetv1_100")
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import resize_to
-from .registry import register_model
+from ._registry import register_model
 
 CHANNELS = (8, 16, 24, 32, 48, 64)
 DGA_DILATIONS = (7, 5, 2, 1)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 CHANNELS = (8, 24, 32, 64)
 BLOCKS = (2, 3, 8, 6)

@@ -20,7 +20,7 @@ from torch import nn
 
 from .backbones import caffe_resnet_features
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 BINS = (1, 2, 3, 6)
 HEAD_CHANNELS = 512

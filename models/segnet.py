@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from ._registry import register_model
 
 # (convs per stage, channels) of VGG16's conv layers
 VGG16_STAGES = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))

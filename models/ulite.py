@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import resize_to
-from .registry import register_model
+from ._registry import register_model
 
 WIDTHS = (16, 32, 64, 128, 256, 512)
 MIXER_KERNEL = 7

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .registry import register_model
+from ._registry import register_model
 
 LEVELS = 5
 PAPER_WIDTH = 32

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import upsample_to
-from .registry import register_model
+from ._registry import register_model
 
 WIDTHS = (16, 32, 128, 160, 256)
 SHIFT_GROUPS = 5

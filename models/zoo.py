@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .layers import upsample_to
-from .registry import ModelInfo, add_model_info
+from ._registry import ModelInfo, add_model_info
 
 SMP_REFERENCE = "Iakubovskii, Segmentation Models PyTorch (github.com/qubvel-org/segmentation_models.pytorch)"
 TV_REFERENCE = "torchvision.models.segmentation (TorchVision maintainers)"

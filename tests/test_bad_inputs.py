@@ -38,13 +38,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory) -> Path:
     """A plugin file registering a one-layer model (unregistered afterwards)."""
-    from models import load_plugin, registry
+    from models import _registry, load_plugin
 
     path = tmp_path_factory.mktemp("plugin") / "bad_inputs_models.py"
     path.write_text(PLUGIN)
     load_plugin(str(path))
     yield path
-    registry._REGISTRY.pop(TINY, None)
+    _registry._REGISTRY.pop(TINY, None)
     for key in [k for k in sys.modules if k.startswith("miniseg_plugin_bad_inputs_models_")]:
         del sys.modules[key]
 

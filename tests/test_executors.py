@@ -171,12 +171,12 @@ def test_pool_pins_one_gpu_and_its_cpu_share_per_worker():
 @pytest.fixture
 def tiny_plugin(tmp_path):
     """A model file for --plugin; its model is unregistered from this process afterwards."""
-    from models import registry
+    from models import _registry
 
     path = tmp_path / "tiny_model.py"
     path.write_text(TINY_PLUGIN)
     yield path
-    registry._REGISTRY.pop(TINY, None)
+    _registry._REGISTRY.pop(TINY, None)
 
 
 def test_cli_pool_trains_a_plugin_model_in_its_workers(data_root, tmp_path, tiny_plugin):

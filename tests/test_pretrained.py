@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from models import create_model, get_model_info, list_models
-from models import pretrained
-from models.pretrained import MissingWeightsError, PretrainedShapeError, WeightsRef
+from models import _pretrained as pretrained
+from models._pretrained import MissingWeightsError, PretrainedShapeError, WeightsRef
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -174,8 +174,8 @@ def test_every_pretrained_row_loads_every_backbone_tensor(model, planted):
     except ValueError as err:  # the builder itself says no ImageNet weights exist (ShuffleNet v1)
         pytest.skip(str(err))
     except (OSError, MissingWeightsError, RuntimeError) as err:
-        pytest.fail(f"{model} loads ImageNet weights outside models.pretrained (it tried to download: {err}); "
-                    "build its backbone with models.pretrained.torchvision_model / timm_model / imagenet_state_dict")
+        pytest.fail(f"{model} loads ImageNet weights outside models._pretrained (it tried to download: {err}); "
+                    "build its backbone with models._pretrained.torchvision_model / timm_model / imagenet_state_dict")
     assert refs, f"{model} has pretrained_backbone=True but requests no ImageNet weights"
     planted_digests = {ref: planted(ref) for ref in refs}
     built = {digest(v) for v in create_model(model, pretrained=True).state_dict().values()}

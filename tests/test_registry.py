@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from models import create_model, get_model_info, list_models, load_plugin, register_model
-from models.registry import _REGISTRY
+from models._registry import _REGISTRY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -69,14 +69,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory):
     """Register the test-only models for this module, and unregister them afterwards."""
-    from models import load_plugin, registry
+    from models import _registry, load_plugin
 
     path = tmp_path_factory.mktemp("plugin") / "tiny_models.py"
     path.write_text(TINY_MODELS)
     load_plugin(str(path))
     yield path
     for name in (TINY, BROKEN):
-        registry._REGISTRY.pop(name, None)
+        _registry._REGISTRY.pop(name, None)
     for key in [k for k in sys.modules if k.startswith("miniseg_plugin_tiny_models_")]:
         del sys.modules[key]
 

@@ -70,7 +70,7 @@ def _csv_row(row: str):
 
 def _offline_imagenet(monkeypatch, torchvision: dict | None = None, timm: dict | None = None) -> None:
     """Serve the given random reference models as the "ImageNet" weights (stands in for the download)."""
-    import models.pretrained as pretrained
+    import models._pretrained as pretrained
 
     tv, tm = torchvision or {}, timm or {}
     monkeypatch.setattr(pretrained, "_torchvision_state", lambda ref: tv[ref.name].state_dict())

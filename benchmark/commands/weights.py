@@ -44,7 +44,7 @@ def selected_models(spec: str) -> list[str]:
 
 def model_rows(model: str, download: bool) -> list[dict]:
     """One row per weights file `model` loads with pretrained=True: cached, downloaded or missing (with why)."""
-    from models.pretrained import MissingWeightsError, expected_path, fetch, local_path, required_weights
+    from models._pretrained import MissingWeightsError, expected_path, fetch, local_path, required_weights
 
     try:
         refs = required_weights(model)
@@ -53,7 +53,7 @@ def model_rows(model: str, download: bool) -> list[dict]:
     except Exception as err:  # noqa: BLE001 - a model without weights is a row, not a crash
         return [_row(model, "-", "unavailable", "", f"{type(err).__name__}: {err}")]
     if not refs:
-        return [_row(model, "-", "none", "", "loads no ImageNet weights through models.pretrained")]
+        return [_row(model, "-", "none", "", "loads no ImageNet weights through models._pretrained")]
     rows = []
     for ref in refs:
         found = local_path(ref)

@@ -137,7 +137,7 @@ def _ensure_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        importlib.import_module("models.catalog")
+        importlib.import_module("models._catalog")
 
 
 def _lookup(name: str) -> ModelInfo:

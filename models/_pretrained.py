@@ -315,7 +315,7 @@ def required_weights(model: str) -> tuple[WeightsRef, ...]:
     Raises TypeError when its builder takes no `pretrained`, and the builder's own error (e.g.
     ValueError) when it has no ImageNet weights at all.
     """
-    from .registry import create_model
+    from ._registry import create_model
 
     with recording() as requests:
         try:
