@@ -30,6 +30,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from ._weights import load_checked
+
 __all__ = [
     "WeightsRef",
     "MissingWeightsError",
@@ -39,7 +41,6 @@ __all__ = [
     "torchvision_model",
     "timm_model",
     "imagenet_state_dict",
-    "load_checked",
     "local_path",
     "expected_path",
     "fetch",
@@ -235,22 +236,6 @@ def _record(ref: WeightsRef) -> bool:
     return True
 
 
-def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load `state` into `module` strictly; a shape mismatch names the first such key and both shapes."""
-    own = module.state_dict()
-    for key, value in state.items():
-        if key in own and tuple(own[key].shape) != tuple(value.shape):
-            raise PretrainedShapeError(
-                f"{source}: {key} has shape {tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} in "
-                f"the backbone ({type(module).__name__})"
-            )
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise PretrainedShapeError(f"{source}: checkpoint does not fit {type(module).__name__}: "
-                                   f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
-    module.load_state_dict(state)
-
-
 def torchvision_model(name: str, pretrained: bool, weights: str = "DEFAULT", **kwargs: Any) -> nn.Module:
     """torchvision builder `name` with random weights, then (if `pretrained`) its ImageNet `weights` loaded."""
     from torchvision.models import get_model
@@ -259,7 +244,7 @@ def torchvision_model(name: str, pretrained: bool, weights: str = "DEFAULT", **k
     if pretrained:
         ref = torchvision_ref(name, weights)
         if not _record(ref):
-            load_checked(model, _torchvision_state(ref), str(ref))
+            load_checked(model, _torchvision_state(ref), str(ref), error=PretrainedShapeError)
     return model
 
 

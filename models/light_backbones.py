@@ -30,8 +30,9 @@ from torch import nn
 from .backbones import adapt_first_conv
 from .layers import ConvBNAct, channel_shuffle, upsample_to
 from .miniseg import DecoderBlock
-from ._pretrained import imagenet_state_dict, load_checked, torchvision_model
+from ._pretrained import PretrainedShapeError, imagenet_state_dict, torchvision_model
 from ._registry import register_model
+from ._weights import load_checked
 
 FAMILY = "light-backbone"
 DECODER_DROPOUT = 0.1
@@ -126,7 +127,8 @@ class MobileNetV1Features(nn.Module):
     def load_timm_imagenet(self) -> None:
         """Copy timm `mobilenetv1_100`'s ImageNet weights in (models._pretrained; strict: every key must match)."""
         state = imagenet_state_dict("timm", "mobilenetv1_100")
-        load_checked(self, {k: v for k, v in state.items() if not k.startswith("classifier.")}, "timm mobilenetv1_100")
+        load_checked(self, {k: v for k, v in state.items() if not k.startswith("classifier.")}, "timm mobilenetv1_100",
+                     error=PretrainedShapeError)
 
 
 def mobilenetv1_features(in_channels: int = 3, pretrained: bool = False) -> MobileNetV1Features:

@@ -17,6 +17,7 @@ import torch
 from models import create_model, get_model_info, list_models
 from models import _pretrained as pretrained
 from models._pretrained import MissingWeightsError, PretrainedShapeError, WeightsRef
+from models._weights import load_checked
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -128,12 +129,12 @@ def test_a_checkpoint_of_the_wrong_shape_names_the_first_mismatching_key(caches)
     state = reference_state(ref)
     state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
     plant(ref, state)
-    with pytest.raises(PretrainedShapeError, match=r"conv1\.weight has shape \(64, 1, 7, 7\) in the checkpoint "
-                                                   r"but \(64, 3, 7, 7\)"):
+    with pytest.raises(PretrainedShapeError, match=r"does not fit ResNet: conv1\.weight is \(64, 1, 7, 7\) in the "
+                                                   r"file but \(64, 3, 7, 7\) in the model"):
         pretrained.torchvision_model("resnet18", True, "IMAGENET1K_V1")
     del state["conv1.weight"]
-    with pytest.raises(PretrainedShapeError, match=r"missing keys \['conv1.weight'\]"):
-        pretrained.load_checked(pretrained.torchvision_model("resnet18", False), state, "test")
+    with pytest.raises(PretrainedShapeError, match=r"1 key\(s\) of the model missing from the file, first 'conv1.weight'"):
+        load_checked(pretrained.torchvision_model("resnet18", False), state, "test", error=PretrainedShapeError)
 
 
 def test_timm_weights_are_read_from_the_hub_cache(caches):

@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from models._weights import load_checked
+
 from . import NSD_TOLERANCE_PX, metrics
 from ..errors import BadValue, InputMismatch
 from ..io import atomic_write, atomic_write_json
@@ -220,21 +222,6 @@ def _state_dict(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     raise BadValue(f"{path}: not a state_dict (expected a dict of tensor names to tensors)")
 
 
-def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
-    """Why `state` does not fit `model` (first differing shape, else missing or unexpected keys); None if it fits."""
-    expected = model.state_dict()
-    for key, tensor in state.items():
-        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
-            return (f"{key} is {tuple(tensor.shape)} in the file but {tuple(expected[key].shape)} in the model")
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        return f"{len(missing)} key(s) of the model missing from the file, first {missing[0]!r}"
-    if unexpected:
-        return f"{len(unexpected)} key(s) the model does not have, first {unexpected[0]!r}"
-    return None
-
-
 def read_weights_file(path: Path, device: torch.device) -> Any:
     """`torch.load(path, weights_only=True)`; an unreadable file is an error naming it."""
     try:
@@ -251,12 +238,7 @@ def load_weights(
     mismatched file is an error naming it and the model (`name`), with the first mismatching key and both shapes."""
     if loaded is None:
         loaded = read_weights_file(path, device)
-    state = _state_dict(loaded, path)
-    problem = weights_mismatch(model, state)
-    if problem:
-        raise InputMismatch(f"{path}: does not fit {name}: {problem}")
-    model.load_state_dict(state)
-    return model
+    return load_checked(model, _state_dict(loaded, path), str(path), name, error=InputMismatch)
 
 
 def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarray) -> None:
