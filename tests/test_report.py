@@ -17,7 +17,9 @@ from benchmark.reporting import write_report
 from benchmark.reporting.figures import fastest_per_decade, png_source_tag
 from benchmark.records import canonical_dataset
 from benchmark.reporting.load import load_results
-from benchmark.reporting.tables import MISSING, accuracy_file, efficiency_file, latex_escape, per_fold_file
+from benchmark.reporting.formatting import MISSING
+from benchmark.reporting.render import latex_escape
+from benchmark.reporting.tables import accuracy_file, efficiency_file, per_fold_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

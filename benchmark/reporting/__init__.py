@@ -12,7 +12,8 @@ from ..io import atomic_write_json, atomic_write_text
 from .figures import all_figures, save_png
 from .html import page
 from .load import Results, load_results
-from .tables import RENDERERS, all_table_files
+from .render import RENDERERS
+from .tables import all_table_files
 
 __all__ = ["Report", "write_report", "load_results"]
 

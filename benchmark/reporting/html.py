@@ -6,7 +6,7 @@ from typing import Sequence
 
 from .figures import FigureSpec
 from .load import Results
-from .tables import Table, TableFile
+from .formatting import Table, TableFile
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;

@@ -1,124 +1,25 @@
-"""Tables 4 and 5 (ours beside the paper's), strict-policy and per-fold tables; Markdown, CSV, LaTeX.
+"""The report's tables, built from the results: Tables 4 and 5 (ours beside the paper's), strict-policy and
+per-fold tables, each a `TableFile` of `Table`s (formatting.py) that render.py writes as Markdown, CSV, LaTeX.
 
 Output is deterministic: rows in a fixed order, floats with a fixed number of decimals,
 no timestamps, so committed reports can be compared byte for byte.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..datasets.folds import N_FOLDS
 from ..evaluation import LOWER_IS_BETTER, PAPER_METRICS
 from .._format import paper_unit_params, params_text
+from .formatting import (
+    MISSING, Cell, Table, TableFile, fmt, fmt_ci, fmt_diff, fmt_gmacs, fmt_params, fmt_pm, fmt_rate, metric_label,
+    significance_text,
+)
 from .load import Entry, Profile, Results
 from .paper import PAPER_DATASETS, paper_accuracy, paper_efficiency
 
-MISSING = "—"
-METRIC_LABEL = {
-    "miou": "mIoU", "sen": "SEN", "spc": "SPC", "dsc": "DSC", "hd": "HD", "hd95": "HD95",
-    "iou": "IoU", "precision": "Precision", "dsc_pooled": "DSC pooled",
-}
 STRICT_ORDER = ("miou", "sen", "spc", "dsc", "hd", "hd95", "iou", "precision", "dsc_pooled")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A displayed cell: its text and whether it is marked best (bold)."""
-
-    text: str
-    bold: bool = False
-
-
-@dataclass
-class Table:
-    """One displayed table (e.g. Table 5 on one dataset)."""
-
-    key: str
-    title: str
-    headers: list[str]
-    numeric: list[bool]
-    rows: list[list[Cell]]
-    notes: list[str] = field(default_factory=list)
-    ours: list[bool] = field(default_factory=list)  # rows holding a result of ours (highlighted in HTML)
-
-
-@dataclass
-class TableFile:
-    """Tables written together as <stem>.md/.tex, with one long-format <stem>.csv of the raw values."""
-
-    stem: str
-    title: str
-    tables: list[Table]
-    csv_columns: list[str]
-    records: list[dict[str, Any]]
-    notes: list[str] = field(default_factory=list)
-
-
-# --- number formatting -------------------------------------------------------------------
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    """Fixed decimals, or the missing mark."""
-    return MISSING if value is None else f"{value:.{digits}f}"
-
-
-def fmt_ci(mean: float | None, interval: tuple[float, float] | None) -> str:
-    """'75.91 [73.44, 78.22]': the mean and its 95% CI; the missing mark without a mean."""
-    if mean is None:
-        return MISSING
-    if interval is None or any(v is None or math.isnan(v) for v in interval):
-        return fmt(mean)
-    return f"{mean:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
-
-
-def significance_text(versus: dict[str, Any] | None) -> str:
-    """The significance cell: 'reference', 'better (p=…)', 'worse (p=…)', 'n.s. (p=…)' after Holm; — untested."""
-    if versus is None:
-        return MISSING
-    if versus.get("reference"):
-        return "reference"
-    p = versus.get("p_holm")
-    p_text = MISSING if p is None else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
-    word = versus.get("direction") if versus.get("significant") else "n.s."
-    return f"{word or 'n.s.'} (p={p_text})"
-
-
-def fmt_pm(mean: float | None, std: float | None) -> str:
-    """'75.91 ± 1.23'; the std is left out where only one fold exists."""
-    if mean is None:
-        return MISSING
-    return fmt(mean) if std is None else f"{mean:.2f} ± {std:.2f}"
-
-
-def fmt_diff(value: float | None) -> str:
-    """Signed difference with two decimals ('+0.00', never '-0.00')."""
-    if value is None:
-        return MISSING
-    text = f"{value:+.2f}"
-    return "+0.00" if text == "-0.00" else text
-
-
-def fmt_params(count: int | None) -> str:
-    """82912 -> '82.91K', 878000 -> '878.00K', 8430000 -> '8.43M' (thousands up to a million)."""
-    return MISSING if count is None else params_text(count, k_below=1_000_000)
-
-
-def fmt_gmacs(value: float | None) -> str:
-    """Three decimals below 1 GMAC (MiniSeg's 0.512), two above."""
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if value < 1 else f"{value:.2f}"
-
-
-def fmt_rate(value: float | None) -> str:
-    return MISSING if value is None else f"{value:,.1f}"
-
-
-def metric_label(key: str) -> str:
-    return METRIC_LABEL.get(key, key)
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -579,83 +480,3 @@ def _device_name(device: str, results: Results) -> str:
 def all_table_files(results: Results) -> list[TableFile]:
     return [efficiency_file(results), miniseg_file(results), accuracy_file(results), strict_file(results),
             per_fold_file(results)]
-
-
-# --- renderers ---------------------------------------------------------------------------------
-
-def _md_cell(cell: Cell) -> str:
-    text = cell.text.replace("|", "\\|")
-    return f"**{text}**" if cell.bold else text
-
-
-def table_markdown(table: Table) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in table.headers) + " |",
-             "|" + "|".join("---:" if n else "---" for n in table.numeric) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
-    return "\n".join(lines)
-
-
-def to_markdown(tf: TableFile) -> str:
-    parts = [f"# {tf.title}", "", "<!-- generated by `run_benchmark.py report` from results/; do not edit -->", ""]
-    parts += [f"{note}\n" for note in tf.notes]
-    for table in tf.tables:
-        parts += [f"## {table.title}", "", table_markdown(table) if table.rows else "No results.", ""]
-        parts += [f"- {note}" for note in table.notes] + ([""] if table.notes else [])
-    return "\n".join(parts).rstrip() + "\n"
-
-
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-LATEX_UNICODE = {"±": r"$\pm$", "—": "--", "Δ": r"$\Delta$", "²": r"$^2$", "−": "$-$"}
-
-
-def latex_escape(text: str) -> str:
-    out = "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
-    for char, repl in LATEX_UNICODE.items():
-        out = out.replace(char, repl)
-    return out
-
-
-def table_latex(table: Table, label: str) -> str:
-    """One table environment (booktabs rules; wide tables scaled to the text width with graphicx)."""
-    spec = "".join("r" if n else "l" for n in table.numeric)
-    body = [" & ".join(latex_escape(h) for h in table.headers) + r" \\", r"\midrule"]
-    for row in table.rows:
-        cells = [rf"\textbf{{{latex_escape(c.text)}}}" if c.bold else latex_escape(c.text) for c in row]
-        body.append(" & ".join(cells) + r" \\")
-    return "\n".join([
-        r"\begin{table}[ht]", r"\centering", rf"\caption{{{latex_escape(table.title)}}}", rf"\label{{{label}}}",
-        r"\resizebox{\textwidth}{!}{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", *body, r"\bottomrule",
-        r"\end{tabular}}", r"\end{table}",
-    ])
-
-
-def to_latex(tf: TableFile) -> str:
-    parts = [f"% {tf.title}", "% generated by `run_benchmark.py report` from results/; do not edit",
-             "% needs \\usepackage{booktabs,graphicx}", ""]
-    for table in tf.tables:
-        if table.rows:
-            parts += [table_latex(table, f"tab:{tf.stem}:{table.key}"), ""]
-    return "\n".join(parts).rstrip() + "\n"
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def to_csv(tf: TableFile) -> str:
-    """Raw values, long format, four decimals; an empty field is a missing value."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(tf.csv_columns)
-    for record in tf.records:
-        writer.writerow([_csv_value(record.get(c)) for c in tf.csv_columns])
-    return buf.getvalue()
-
-
-RENDERERS: dict[str, Callable[[TableFile], str]] = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
