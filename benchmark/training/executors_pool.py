@@ -37,7 +37,7 @@ def record_lost_job(job: Any, reason: str) -> Any:
     from ..records import RECORD_NAME
     from ..recipes import resolve
     from .runner import JobOutcome, job_state
-    from .train import job_record, utc_now
+    from .run_record import job_record, utc_now
 
     if job_state(job).status == "done":
         return JobOutcome(job, "done", "finished before its worker died")

@@ -8,18 +8,16 @@ The loss is summed on the device and read back once per epoch, which is also whe
 (a NaN/inf loss) is detected. Training is deterministic on the CPU for a given seed: model
 initialisation and dropout use the seeded global generators, shuffling and augmentation a
 dedicated generator; all of them are saved in the checkpoint at the end of every epoch, so a
-resumed run continues exactly.
+resumed run continues exactly (benchmark.training.checkpoint). The record is built by
+benchmark.training.run_record.
 """
 from __future__ import annotations
 
 import math
-import pickle
-import random
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,11 +31,13 @@ from .augment import augment_batch, draw_pass
 from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
 from ..io import atomic_write, atomic_write_json
+from .checkpoint import capture_rng, read_checkpoint, restore_rng, seed_everything, write_checkpoint
 from ..normalization import Stat, checkpoint_fields, input_statistics, record_fields
 from ..protocol import Protocol
 from ..recipes import resolve
 from ..errors import UserError
-from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, PER_SLICE_NAME, RECORD_NAME, RunRecord
+from ..records import PER_SLICE_NAME, RECORD_NAME
+from .run_record import job_record, utc_now
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -101,6 +101,10 @@ class FoldData:
             "class_weights": [float(w) for w in self.class_weights],
         }
 
+    def record_section(self, normalization: str) -> dict[str, Any]:
+        """The run record's `data`: the fold's summary and the input normalisation the model saw."""
+        return self.summary() | record_fields(normalization, *self.input_normalization(normalization))
+
     def input_normalization(self, name: str) -> tuple[Stat, Stat]:
         """(mean, std) of the inputs: the fold's statistics (one value, every channel), or ImageNet's per channel."""
         return input_statistics(name, (self.mean, self.std))
@@ -137,40 +141,6 @@ def build_model(model_name: str, protocol: Protocol) -> torch.nn.Module:
     kwargs = {"pretrained": True} if protocol.pretrained else {}
     with batchnorm_init(protocol.bn_init):
         return create_model(model_name, **kwargs)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators (model init, dropout)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def capture_rng(augment_generator: torch.Generator) -> dict[str, Any]:
-    """Every random state a run depends on, in a form `torch.load(weights_only=True)` accepts."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": [version, list(internal), gauss_next],
-        "augment": augment_generator.get_state(),
-    }
-
-
-def restore_rng(state: dict[str, Any], augment_generator: torch.Generator) -> None:
-    """Inverse of `capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    augment_generator.set_state(state["augment"])
 
 
 class Trainer:
@@ -337,29 +307,14 @@ class Trainer:
 
 
 def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
-    """Write last.pt (atomically) and its small JSON summary last.json."""
-    atomic_write(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(trainer.state_dict(), tmp))
-    atomic_write_json(run_dir / CHECKPOINT_INFO_NAME, {
-        "epoch": trainer.epoch, "epochs": trainer.protocol.epochs, "iteration": trainer.iteration,
-        "protocol": trainer.protocol.to_dict(), "saved_at": utc_now(),
-    })
+    """Write the trainer's last.pt and last.json (benchmark.training.checkpoint)."""
+    write_checkpoint(run_dir, trainer.state_dict(), trainer.protocol.epochs)
 
 
 def resume(trainer: Trainer, run_dir: Path) -> bool:
     """Load last.pt when it exists and was written under the same protocol; True when resumed."""
-    from ..records import same_protocol
-
-    path = run_dir / CHECKPOINT_NAME
-    if not path.is_file():
-        return False
-    try:
-        state = torch.load(path, map_location=trainer.device, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # truncated or not a checkpoint
-        print(f"warning: {path}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
-              "training from scratch", file=sys.stderr)
-        return False
-    if not isinstance(state, dict) or not same_protocol(state.get("protocol"), trainer.protocol.to_dict()):
-        print(f"{path}: written under another protocol; training from scratch", file=sys.stderr)
+    state = read_checkpoint(run_dir, trainer.device, trainer.protocol.to_dict())
+    if state is None:
         return False
     trainer.load_state_dict(state)
     return True
@@ -372,63 +327,6 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, DivergenceError):
         return f"diverged: {err}"
     return f"{type(err).__name__}: {err}"
-
-
-def utc_now() -> str:
-    """ISO time stamp (UTC, seconds) for records."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def job_record(
-    model: str,
-    dataset: str,
-    fold: int,
-    protocol: Protocol,
-    exception: dict[str, Any] | None,
-    options: dict[str, Any],
-    env: dict[str, Any],
-    *,
-    error: str | None,
-    started_at: str,
-    trainer: Trainer | None = None,
-    data: FoldData | None = None,
-    final: dict[str, dict[str, float]] | None = None,
-    per_slice_csv: str | None = None,
-    resumed_from: int | None = None,
-) -> dict[str, Any]:
-    """The record.json of one job, done or failed; a job that never trained passes no trainer."""
-    from models import get_model_info
-
-    return RunRecord(
-        status="failed" if error else "done",
-        model=model,
-        dataset=dataset,
-        fold=fold,
-        seed=protocol.seed,
-        protocol=protocol.to_dict(),
-        protocol_exception=exception,
-        model_info=get_model_info(model).to_dict(),
-        environment=env,
-        options=options,
-        data=_data_section(data, protocol),
-        timings=trainer.timings() if trainer else {"train_s": None, "eval_s": None, "train_img_s": None},
-        history=trainer.history if trainer else [],
-        final=final,
-        error=error,
-        per_slice_csv=per_slice_csv,
-        iterations=trainer.iteration if trainer else 0,
-        resumed_from_epoch=resumed_from,
-        started_at=started_at,
-        finished_at=utc_now(),
-    ).to_dict()
-
-
-def _data_section(data: FoldData | None, protocol: Protocol) -> dict[str, Any]:
-    """The record's `data`: the fold's summary and the input normalisation the model saw."""
-    if data is None:
-        return {}
-    mean, std = data.input_normalization(protocol.normalization)
-    return data.summary() | record_fields(protocol.normalization, mean, std)
 
 
 def run_training(
@@ -476,7 +374,9 @@ def run_training(
             torch.cuda.empty_cache()
     record = job_record(
         model, dataset, fold, protocol, exception, options.to_dict(device), environment(device),
-        error=error, started_at=started_at, trainer=trainer, data=data, final=final,
+        error=error, started_at=started_at, timings=trainer.timings() if trainer else None,
+        history=trainer.history if trainer else None, iterations=trainer.iteration if trainer else 0,
+        data=data.record_section(protocol.normalization) if data else None, final=final,
         per_slice_csv=csv_name, resumed_from=resumed_from,
     )
     record["split"] = split
