@@ -1,5 +1,6 @@
 """Imports every built-in model module so that their `@register_model` decorators run."""
 from . import miniseg  # noqa: F401
+from . import miniseg_ablations  # noqa: F401
 from . import zoo  # noqa: F401
 from . import unet  # noqa: F401
 from . import fcn  # noqa: F401

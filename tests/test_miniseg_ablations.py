@@ -12,16 +12,8 @@ from benchmark.profiling.macs import fvcore_macs
 from benchmark.profiling.paper_flops import count_paper_flops
 from benchmark.profiling.params import count_params, inference_params
 from models import create_model, get_model_info, list_models
-from models.miniseg import (
-    ABLATIONS,
-    AHSPBlock,
-    ConvBlock,
-    DownsamplerBlock,
-    MiniSeg,
-    SeparableBlock,
-    authors_file_models,
-    paper_row_models,
-)
+from models.miniseg import AHSPBlock, ConvBlock, DownsamplerBlock, MiniSeg, SeparableBlock
+from models.miniseg_ablations import ABLATIONS, authors_file_models, paper_row_models
 
 BUILDS = paper.ablation_builds()
 FILE_IDS = [path.rsplit("/", 1)[-1].removesuffix(".py") for path in BUILDS["file"]]

@@ -18,7 +18,7 @@ from benchmark.cli import main
 from benchmark.profiling.paper_flops import measure_registered
 from benchmark.profiling.paper_rows import BACKBONE_NOTE, backbone_only_rows, paper_counts
 from models import get_model_info, list_models
-from models.miniseg import authors_file_models
+from models.miniseg_ablations import authors_file_models
 
 FVCORE_TOLERANCE = 0.01
 #: Whole-network rows known not to reproduce authors_counter_gflops at two decimals, with the reason.
