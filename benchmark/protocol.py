@@ -110,7 +110,7 @@ class Protocol:
         `differs_from_preset`: fields whose value is not the preset's, and recipe fields set with
         `--set` that differ from the model's recipe (a model's own recipe is not a difference).
         """
-        out: dict[str, Any] = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "user_set"}
+        out: dict[str, Any] = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "user_set"}
         preset = PRESETS.get(self.name)
         out["differs_from_preset"] = (
             sorted(
@@ -219,8 +219,9 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
 
 
-def _jsonable(value: Any) -> Any:
-    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+def jsonable(value: Any) -> Any:
+    """A field's value as JSON holds it: tuples (nested too) become lists."""
+    return [jsonable(v) for v in value] if isinstance(value, tuple) else value
 
 
 PRESETS: Mapping[str, Protocol] = MappingProxyType(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from .protocol import PRESETS, RECIPE_FIELDS, Protocol
+from .protocol import PRESETS, RECIPE_FIELDS, Protocol, jsonable
 
 #: One pass per epoch at the base size, crop margin 0..16 px at 512 (the scripts' `int(32 / 1024 * 512)`).
 SINGLE_PASS: tuple[tuple[float, int], ...] = ((1.0, 16),)
@@ -189,7 +189,7 @@ def exception(
         "recipe": mode,
         "row": row_name,
         "script": script,
-        "changes": {k: _jsonable(v) for k, v in changes.items()},
+        "changes": {k: jsonable(v) for k, v in changes.items()},
         "deviations": deviations,
         "text": describe(model, mode, recipe | deviating, row_name, script, deviations),
     }
@@ -226,11 +226,7 @@ def recipe_summary(recipe: dict[str, Any]) -> str:
 
 
 def _text(value: Any) -> str:
-    return str(_jsonable(value))
-
-
-def _jsonable(value: Any) -> Any:
-    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+    return str(jsonable(value))
 
 
 def effective_recipe(protocol: Protocol, model: str) -> dict[str, Any]:
@@ -244,7 +240,7 @@ def effective_recipe(protocol: Protocol, model: str) -> dict[str, Any]:
         "recipe": mode,
         "row": row_name,
         "script": script,
-        "passes": _jsonable(effective.passes),
+        "passes": jsonable(effective.passes),
         "base_size": effective.base_size,
         "lr": effective.lr,
         "batch_size": effective.batch_size,
