@@ -111,32 +111,52 @@ def _monai_hd95(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(monai_metrics.compute_hausdorff_distance(onehot(pred), onehot(gt), percentile=95)[0, 0])
 
 
-@pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("ndim", [2, 3])
-def test_hd95_equals_monai_on_random_masks(ndim):
+def _random_masks(rng: np.random.Generator, shape: tuple[int, ...], blobs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A prediction (in-plane blobs or speckle) and a ground truth (in-plane blobs) of `shape`, each non-empty."""
     from scipy import ndimage
 
-    rng = np.random.default_rng(ndim)
-    for i in range(40 if ndim == 2 else 15):
-        shape = tuple(rng.integers(6, 40 if ndim == 2 else 14, ndim))
+    plane = ndimage.generate_binary_structure(2, 1).reshape((1,) * (len(shape) - 2) + (3, 3))
+    for _ in range(100):
         pred = rng.random(shape) < rng.uniform(0.05, 0.7)
-        pred = ndimage.binary_opening(pred) if i % 2 else pred  # blobs and speckle
-        gt = ndimage.binary_closing(rng.random(shape) < rng.uniform(0.05, 0.7))
-        if not (pred.any() and gt.any()):
-            continue
-        ours = metrics.percentile_hausdorff(pred, gt)
+        pred = ndimage.binary_opening(pred, plane) if blobs else pred
+        gt = ndimage.binary_closing(rng.random(shape) < rng.uniform(0.05, 0.7), plane)
+        if pred.any() and gt.any():
+            return pred, gt
+    raise AssertionError("no non-empty random masks in 100 draws")
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_slice_hd95_equals_monai_on_random_masks():
+    rng = np.random.default_rng(2)
+    for i in range(40):
+        pred, gt = _random_masks(rng, tuple(rng.integers(6, 40, 2)), blobs=bool(i % 2))
+        ours = metrics.hausdorff_px(pred[None], gt[None])[1][0]
         assert ours == pytest.approx(_monai_hd95(pred, gt), abs=1e-5), i
-        if ndim == 2:
-            assert metrics.hausdorff_px(pred[None], gt[None])[1][0] == pytest.approx(ours), i
 
 
-def test_percentile_hausdorff_of_an_empty_mask_is_nan():
-    square = np.zeros((3, 8, 8), dtype=bool)
-    square[1, 2:5, 2:5] = True
-    assert math.isnan(metrics.percentile_hausdorff(square, np.zeros_like(square)))
-    assert metrics.percentile_hausdorff(square, square) == 0.0
-    with pytest.raises(ValueError, match="one shape"):
-        metrics.percentile_hausdorff(square, square[0])
+@pytest.mark.filterwarnings("ignore")
+def test_volume_hd95_equals_monai_on_random_volumes_stacked_with_gaps():
+    """Slices given in any order with missing z indices: MONAI on the dense stack (empty slices at the missing
+    indices, so a voxel next to one is on the boundary) gives the same HD95."""
+    rng = np.random.default_rng(3)
+    for i in range(15):
+        n, rows, cols = rng.integers(1, 7), rng.integers(5, 14), rng.integers(5, 14)
+        z = np.sort(rng.choice(10, n, replace=False))
+        pred, gt = _random_masks(rng, (n, rows, cols), blobs=bool(i % 2))
+        dense_pred, dense_gt = (np.zeros((z.max() + 1, rows, cols), bool) for _ in range(2))
+        dense_pred[z], dense_gt[z] = pred, gt
+        order = rng.permutation(n)
+        ours = metrics.volume_hd95(pred[order], gt[order], z[order])
+        assert ours == pytest.approx(_monai_hd95(dense_pred, dense_gt), abs=1e-5), i
+
+
+def test_volume_hd95_of_an_empty_set_is_nan_and_z_must_fit():
+    cube = np.zeros((3, 8, 8), dtype=bool)
+    cube[:, 2:5, 2:5] = True
+    assert math.isnan(metrics.volume_hd95(cube, np.zeros_like(cube), [0, 1, 2]))
+    assert metrics.volume_hd95(cube, cube, [4, 5, 6]) == 0.0
+    with pytest.raises(ValueError, match="one distinct z index per slice"):
+        metrics.volume_hd95(cube, cube, [0, 0, 1])
 
 
 def test_empty_prediction_scores_zero_under_paper_nan_under_strict():

@@ -97,6 +97,10 @@ def test_per_volume_metrics_from_the_per_slice_table():
     assert volumes.loc["synth_01", "sen"] == pytest.approx(0.5)
     assert volumes.loc["synth_01", "hd"] == pytest.approx(1.0)  # the missed slice is one slice away
     assert volumes.loc["synth_02", "dsc"] == 1.0 and volumes.loc["synth_02", "hd"] == 0.0
+    assert volumes.loc["synth_02", "hd95"] == 0.0  # HD95 over the boundaries, 3-D, in every row of the volume
+    assert volumes.loc["synth_01", "hd95"] == metrics.volume_hd95(pred[:2], gt[:2], [0, 1])
+    assert (frame.hd95_3d[:2] == volumes.loc["synth_01", "hd95"]).all()
     strict = metrics.fold_summary(frame)["strict"]
     assert strict["n_volumes"] == 2 and strict["hd_3d"] == pytest.approx(0.5)
+    assert strict["hd95_3d"] == pytest.approx(volumes.hd95.mean())
     assert "volume" not in metrics.slice_metrics(pred, gt, ["x", "y", "z"])  # ids without a volume

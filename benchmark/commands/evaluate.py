@@ -28,8 +28,8 @@ Policies (both are computed and stored; --policy picks the one printed):
           larger of the two, as MONAI's compute_hausdorff_distance), the Dice pooled
           over all pixels of a fold, NSD (normalised surface Dice: the share of both boundaries
           within --nsd-tolerance pixels of the other, default 2) and, where slice ids carry a
-          volume (P9, P20, P1110, synthetic), per-volume 3-D DSC, SEN and HD over each volume's
-          stacked test slices (dsc_3d, sen_3d, hd_3d: mean over the fold's volumes; pixel
+          volume (P9, P20, P1110, synthetic), per-volume 3-D DSC, SEN, HD and HD95 over each volume's
+          stacked test slices (dsc_3d, sen_3d, hd_3d, hd95_3d: mean over the fold's volumes; pixel
           spacing 1 and one pixel per slice index along z, since PNGs carry no spacing).
 
 --split grouped scores by the patient-grouped folds (see `folds`) and writes under
@@ -64,7 +64,7 @@ from ..normalization import AUTO, CHOICES
 from .folds import add_split
 
 STRICT_COLUMNS = PAPER_METRICS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",
-                                  "n_empty_pred", "n_empty_gt")
+                                  "hd95_3d", "n_empty_pred", "n_empty_gt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

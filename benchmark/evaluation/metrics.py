@@ -32,10 +32,12 @@ The strict policy also has:
   volume's test slices are stacked at their z index (the id's trailing number), pixel spacing 1
   in plane and one pixel per slice index along z (PNG slices carry no spacing: this assumes
   isotropic voxels). Dice and sensitivity come from the volume's summed counts; HD is the 3D
-  Hausdorff distance in those pixel units. Each slice row stores the largest 3D distance of its
-  predicted pixels to the volume's ground truth and of its ground-truth pixels to the volume's
-  prediction (`hd3d_pred_to_gt`, `hd3d_gt_to_pred`), so `volume_metrics` rebuilds each volume's
-  values from the per-slice table alone.
+  Hausdorff distance in those pixel units, HD95 the 3D one over boundary voxels (a 6-neighbour
+  outside the mask; a missing slice index counts as outside). Each slice row stores the largest 3D
+  distance of its predicted pixels to the volume's ground truth and of its ground-truth pixels to the
+  volume's prediction (`hd3d_pred_to_gt`, `hd3d_gt_to_pred`) and its volume's HD95 (`hd95_3d`, a
+  percentile does not split by slice), so `volume_metrics` rebuilds each volume's values from the
+  per-slice table alone.
 """
 from __future__ import annotations
 
@@ -58,11 +60,11 @@ __all__ = [
     "iou",
     "precision",
     "hausdorff_px",
-    "percentile_hausdorff",
     "pooled_miou",
     "miou_of_sums",
     "surface_dice",
     "volume_distances",
+    "volume_hd95",
     "volume_metrics",
     "slice_metrics",
     "fold_summary",
@@ -72,9 +74,10 @@ __all__ = [
 
 SUMMARY_KEYS = ("dsc", "sen", "spc", "hd", "miou")
 STRICT_SLICE_KEYS = ("dsc", "sen", "spc", "iou", "precision", "hd", "hd95", "nsd")
-VOLUME_KEYS = ("dsc", "sen", "hd")  # per-volume (3D) metrics, `<key>_3d` in the strict summaries
+VOLUME_KEYS = ("dsc", "sen", "hd", "hd95")  # per-volume (3D) metrics, `<key>_3d` in the strict summaries
 HD_PERCENTILE = 95.0
 Z_SPACING_PX = 1.0  # distance between consecutive slice indices, in in-plane pixels (PNGs carry no spacing)
+_CROSS = ndimage.generate_binary_structure(2, 1)
 
 
 class Counts(NamedTuple):
@@ -156,13 +159,10 @@ def miou_of_sums(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray)
         return np.nanmean(np.stack([fg, bg]), axis=0)
 
 
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest window (one slice per axis) holding every True pixel of a non-empty mask."""
-    window = []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        window.append(slice(present[0], present[-1] + 1))
-    return tuple(window)
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The smallest (rows, cols) window holding every True pixel of a non-empty 2-D mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def _distances_to(target: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -171,36 +171,20 @@ def _distances_to(target: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of a mask (2-D or 3-D) with a 4- (6-) neighbour outside it; outside the array counts as outside."""
-    cross = ndimage.generate_binary_structure(mask.ndim, 1)
-    return mask & ~ndimage.binary_erosion(mask, structure=cross, border_value=0)
+    """Pixels of a 2-D mask with a 4-neighbour outside it (outside the image counts as outside)."""
+    return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
 
 
 def _edge_distances(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distances from each boundary pixel of `pred` to `gt`'s boundary, and back, of two non-empty masks.
-
-    Computed on the window of both masks: the pixels outside it are background in both, so the boundaries
-    and the distances between them are exact, and the distance transforms are much smaller.
-    """
-    window = _bounding_box(pred | gt)
-    edge_pred, edge_gt = boundary(pred[window]), boundary(gt[window])
+    """Distances from each boundary pixel of `pred` to `gt`'s boundary, and back, of two non-empty 2-D masks
+    already cut to the window of both (the pixels outside it are background in both, so this is exact)."""
+    edge_pred, edge_gt = boundary(pred), boundary(gt)
     return _distances_to(edge_gt, edge_pred), _distances_to(edge_pred, edge_gt)
 
 
 def _symmetric_percentile(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, percentile: float) -> float:
     """The larger of the two directed percentiles of a pair of distance sets."""
     return float(max(np.percentile(pred_to_gt, percentile), np.percentile(gt_to_pred, percentile)))
-
-
-def percentile_hausdorff(pred: np.ndarray, gt: np.ndarray, percentile: float = HD_PERCENTILE) -> float:
-    """HD95 (by default) of two masks of any dimension, in pixels: the `percentile`-th percentile of the
-    boundary-to-boundary distances in each direction, the larger of the two; NaN when either mask is empty."""
-    pred, gt = np.asarray(pred).astype(bool, copy=False), np.asarray(gt).astype(bool, copy=False)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} must have one shape")
-    if not (pred.any() and gt.any()):
-        return float("nan")
-    return _symmetric_percentile(*_edge_distances(pred, gt), percentile)
 
 
 def _slice_distances(pred: np.ndarray, gt: np.ndarray, tolerance: float) -> tuple[float, float, float]:
@@ -263,15 +247,27 @@ def _directed_3d(source: np.ndarray, target: np.ndarray, z: np.ndarray, z_spacin
     outside = source & ~target
     if not outside.any():
         return out
-    scale = np.array([z_spacing, 1.0, 1.0])
-    edge = np.argwhere(_stack_boundary(target, z)).astype(np.float64)
-    edge[:, 0] = z[edge[:, 0].astype(int)]
-    points = np.argwhere(outside).astype(np.float64)
-    slice_of = points[:, 0].astype(int)
-    points[:, 0] = z[slice_of]
-    distances, _ = cKDTree(edge * scale).query(points * scale)
+    slice_of = np.argwhere(outside)[:, 0]
+    edge = _voxel_points(_stack_boundary(target, z), z, z_spacing)
+    distances, _ = cKDTree(edge).query(_voxel_points(outside, z, z_spacing))
     np.maximum.at(out, slice_of, distances)
     return out
+
+
+def _voxel_points(stack: np.ndarray, z: np.ndarray, z_spacing: float) -> np.ndarray:
+    """(n, 3) coordinates in pixels of the True voxels of slices stacked at indices `z` (z scaled by `z_spacing`)."""
+    points = np.argwhere(stack).astype(np.float64)
+    points[:, 0] = z[points[:, 0].astype(int)] * z_spacing
+    return points
+
+
+def _slice_indices(z: Sequence[int], n_slices: int) -> np.ndarray:
+    """`z` as int64, or a ValueError unless it holds one distinct index per slice."""
+    z = np.asarray(z, dtype=np.int64)
+    if len(z) != n_slices or len(np.unique(z)) != len(z):
+        raise ValueError(f"one distinct z index per slice needed, got {len(z)} ({len(np.unique(z))} distinct) "
+                         f"for {n_slices} slices")
+    return z
 
 
 def volume_distances(
@@ -283,23 +279,41 @@ def volume_distances(
     Both directions are NaN on every slice when the volume's prediction or ground truth is empty.
     """
     pred, gt = _as_masks(pred, gt)
-    z = np.asarray(z, dtype=np.int64)
-    if len(z) != len(pred) or len(np.unique(z)) != len(z):
-        raise ValueError(f"one distinct z index per slice needed, got {len(z)} ({len(np.unique(z))} distinct) "
-                         f"for {len(pred)} slices")
+    z = _slice_indices(z, len(pred))
     nan = np.full(len(pred), np.nan)
     if not (pred.any() and gt.any()):
         return nan, nan.copy()
     order = np.argsort(z)
+    window = (order, *_bounding_box((pred | gt).any(axis=0)))  # in-plane: exact (outside it both are empty)
     zs = z[order].astype(np.float64)
     p2g, g2p = np.empty(len(z)), np.empty(len(z))
-    p2g[order] = _directed_3d(pred[order], gt[order], zs, z_spacing)
-    g2p[order] = _directed_3d(gt[order], pred[order], zs, z_spacing)
+    p2g[order] = _directed_3d(pred[window], gt[window], zs, z_spacing)
+    g2p[order] = _directed_3d(gt[window], pred[window], zs, z_spacing)
     return p2g, g2p
 
 
+def volume_hd95(pred: np.ndarray, gt: np.ndarray, z: Sequence[int], z_spacing: float = Z_SPACING_PX) -> float:
+    """3-D HD95 (px) of one volume's slices stacked at their z index (any order): the 95th percentile of the
+    boundary-to-boundary distances in each direction, the larger of the two; NaN when either set is empty.
+
+    Boundary voxels have a 6-neighbour outside the mask (a missing slice index counts as outside, as in
+    `volume_distances`); a KD-tree of each boundary gives the exact distances.
+    """
+    pred, gt = _as_masks(pred, gt)
+    z = _slice_indices(z, len(pred))
+    if not (pred.any() and gt.any()):
+        return float("nan")
+    order = np.argsort(z)
+    window = (order, *_bounding_box((pred | gt).any(axis=0)))
+    edge_pred, edge_gt = (_voxel_points(_stack_boundary(m[window], z[order]), z[order], z_spacing) for m in (pred, gt))
+    pred_to_gt, _ = cKDTree(edge_gt).query(edge_pred)
+    gt_to_pred, _ = cKDTree(edge_pred).query(edge_gt)
+    return _symmetric_percentile(pred_to_gt, gt_to_pred, HD_PERCENTILE)
+
+
 def _volume_columns(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> dict[str, Sequence] | None:
-    """`volume`, `z` and the 3-D distance columns where the ids carry a volume (their dataset's patient map)."""
+    """`volume`, `z` and the 3-D distance columns where the ids carry a volume (their dataset's patient map):
+    each slice's largest distances to the volume's other set, and the volume's HD95 (on each of its rows)."""
     from ..datasets import patient_map, spec_for_ids
 
     spec = spec_for_ids(ids)
@@ -308,15 +322,17 @@ def _volume_columns(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> dic
     pmap = patient_map(spec.name)
     volumes = [pmap.volume_of(i) for i in ids]
     z = np.array([pmap.z_of(i) for i in ids], dtype=np.int64)
-    p2g, g2p = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
+    p2g, g2p, hd95 = (np.full(len(ids), np.nan) for _ in range(3))
     for volume in dict.fromkeys(volumes):
         rows = np.array([v == volume for v in volumes])
         p2g[rows], g2p[rows] = volume_distances(pred[rows], gt[rows], z[rows])
-    return {"volume": volumes, "z": z, "hd3d_pred_to_gt": p2g, "hd3d_gt_to_pred": g2p}
+        hd95[rows] = volume_hd95(pred[rows], gt[rows], z[rows])
+    return {"volume": volumes, "z": z, "hd3d_pred_to_gt": p2g, "hd3d_gt_to_pred": g2p, "hd95_3d": hd95}
 
 
 def volume_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
-    """One row per volume of a per-slice table: slices, summed counts, 3-D Dice, sensitivity, HD (strict: NaN if undefined).
+    """One row per volume of a per-slice table: slices, summed counts, 3-D Dice, sensitivity, HD and HD95 (strict:
+    NaN if undefined; HD95 only where the table has its `hd95_3d` column, written since issue 27).
 
     Empty (no columns) where the table has no `volume` column (slices carry no volume, as in CT100).
     """
@@ -330,6 +346,8 @@ def volume_metrics(per_slice: pd.DataFrame) -> pd.DataFrame:
     out["sen"] = sensitivity(out.tp, out.fn)
     defined = (out.tp + out.fp > 0) & (out.tp + out.fn > 0)
     out["hd"] = grouped["hd3d"].max().where(defined)
+    if "hd95_3d" in frame:
+        out["hd95"] = grouped["hd95_3d"].first().where(defined)
     return out.reset_index()
 
 
@@ -404,7 +422,7 @@ def fold_summary(per_slice: pd.DataFrame) -> dict[str, dict[str, float]]:
     strict["dsc_pooled"] = 100.0 * float(dice(counts.tp.sum(), counts.fp.sum(), counts.fn.sum()))
     volumes = volume_metrics(per_slice)
     strict.update({f"{k}_3d": _scaled(f"{k}_3d", _nanmean(volumes[k].to_numpy(float)))
-                   for k in VOLUME_KEYS if len(volumes)})
+                   for k in VOLUME_KEYS if len(volumes) and k in volumes})
     empty_pred, empty_gt = counts.tp + counts.fp == 0, counts.tp + counts.fn == 0
     return {
         "paper": {**paper, "miou": miou, "n_slices": n_slices},
