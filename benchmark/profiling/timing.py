@@ -165,21 +165,27 @@ def measure(
     with inference_context(mode, device):
         begin = time.perf_counter()
         forward = prepare_forward(model, mode, inputs)
-        if method == "paper":
-            samples = paper_loop(forward, device)
-        else:
-            samples = events_loop(forward, device, warmup, repeats)
+        figures = run_method(forward, device, batch_size, method, warmup, repeats)
         total_s = time.perf_counter() - begin
-    memory_mib, memory_kind = peak_memory(device)
+    return {**figures, "total_s": total_s, **resources(device)}
+
+
+def run_method(
+    forward: Callable[[], Any], device: torch.device, batch_size: int, method: str, warmup: int, repeats: int
+) -> dict[str, Any]:
+    """Time `forward` with `method`'s loop; its figures, warm-up count and timer (shared by every backend)."""
+    samples = paper_loop(forward, device) if method == "paper" else events_loop(forward, device, warmup, repeats)
     return {
         **summarise(samples, batch_size, method),
         "warmup": PAPER_DROPPED if method == "paper" else warmup,
         "timer": "cuda_events" if device.type == "cuda" and method == "events" else "perf_counter",
-        "total_s": total_s,
-        "peak_memory_mib": memory_mib,
-        "peak_memory_kind": memory_kind,
-        "load_avg_1m": load_average(),
     }
+
+
+def resources(device: torch.device) -> dict[str, Any]:
+    """Peak memory (and what kind) and the load average, recorded beside every timing."""
+    memory_mib, memory_kind = peak_memory(device)
+    return {"peak_memory_mib": memory_mib, "peak_memory_kind": memory_kind, "load_avg_1m": load_average()}
 
 
 def time_mode(
