@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-COMMANDS = ("list", "download", "prepare", "train", "weights", "evaluate", "compare", "folds", "profile", "report",
-            "demo")
+COMMANDS = ("list", "download", "prepare", "train", "weights", "evaluate", "compare", "folds", "profile", "export",
+            "report", "demo")
 
 EXIT_CODES = """exit codes:
   0    done
