@@ -35,7 +35,9 @@ from .io import read_json
 RUN_SCHEMA = "miniseg-bench/run/2"
 READABLE_RUN_SCHEMAS = ("miniseg-bench/run/1", RUN_SCHEMA)
 EVAL_SCHEMA = "miniseg-bench/eval/1"
-PROFILE_SCHEMA = "miniseg-bench/profile/1"
+#: profile 2 adds `export`, `agreement_input` and `backends` (ONNX Runtime / OpenVINO entries, benchmark.deploy)
+#: where `profile --backends` asked for them; a schema-1 record reads as one without backends.
+PROFILE_SCHEMA = "miniseg-bench/profile/2"
 
 
 def schema_family(schema: str) -> str:

@@ -28,6 +28,20 @@ Methods (--method, comma-separated):
   paper   the MiniSeg release's loop: 100 calls between synchronisations, wall clock, first 11
           dropped; throughput from the mean, as the release reports it (--warmup/--repeats unused)
 
+Backends (--backends, comma-separated; default torch):
+  torch        the modes above
+  onnxruntime  the model exported to ONNX (see `export`), run by ONNX Runtime: its CPU provider in
+               fp32; on --device cuda its CUDA (fp32) and TensorRT (fp32, fp16) providers, recorded as
+               skipped with the reason when the installed build lacks them
+  openvino     the same graph on OpenVINO's CPU device: f32, and the reduced precisions this CPU runs
+               natively (bf16 with AVX512-BF16 or AMX, f16 with AVX512-FP16); --precisions picks others
+  Each (backend, device, precision) gets entries under `backends` in the record, timed like the torch
+  modes (a first untimed call, then --warmup and --repeats; median, IQR, threads), with the runtime's
+  version, the precision it really executed in (read back from the runtime) and its agreement with fp32
+  eager PyTorch on one slice: max |logit difference| and the share of pixels whose argmax agrees. The
+  slice is <data root>/COVID-19-CT100/tr_im/tr_im_0000.png when present, else a synthetic one. The
+  exported graph is kept as <export-dir>/<model>_<side>px.onnx. Needs `pip install '.[deploy]'`.
+
 On a shared or busy CPU, fewer threads than cores (--threads 1) avoids OpenMP oversubscription;
 each timing entry records the 1-minute load average (load_avg_1m) beside its figures.
 
@@ -41,6 +55,9 @@ Examples:
   run_benchmark.py profile --models miniseg --method events,paper --batch-sizes 30
   run_benchmark.py profile --device cpu --threads 1 --batch-sizes 1 --repeats 5 --warmup 1
   run_benchmark.py profile --no-timing --size 256      # counts only
+  run_benchmark.py profile --backends torch,onnxruntime,openvino --models miniseg,enet,espnet,unet \\
+      --device cpu --threads 1 --batch-sizes 1 --data-root ../shared/data
+  run_benchmark.py profile --backends openvino --precisions fp32,bf16,fp16 --models miniseg --device cpu
 """
 from __future__ import annotations
 
@@ -50,7 +67,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import add_json, add_results
+from ..cli import add_data_root, add_json, add_results
+from ..deploy import DEFAULT_EXPORT_DIR, EXPORTERS
 
 DEFAULT_COUNTS = {"cuda": (10, 50), "cpu": (2, 10)}  # (warmup, repeats) per device type
 COUNT_COLUMNS = [
@@ -59,6 +77,10 @@ COUNT_COLUMNS = [
 TIMING_COLUMNS = [
     "model", "mode", "method", "batch_size", "latency_ms_median", "latency_ms_iqr", "throughput_img_s",
     "peak_memory_mib", "oom_fallback_from", "error",
+]
+BACKEND_COLUMNS = [
+    "model", "backend", "device", "precision", "executed", "method", "batch_size", "latency_ms_median",
+    "latency_ms_iqr", "speedup_vs_torch_eager", "max_abs_diff", "argmax_agree_pct", "error",
 ]
 
 
@@ -78,6 +100,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice); recorded, part of a CPU's slug")
     parser.add_argument("--no-timing", action="store_true", help="count parameters and MACs only")
+    parser.add_argument("--backends", default="torch",
+                        help="comma-separated: torch, onnxruntime, openvino (default: torch, the modes above)")
+    parser.add_argument("--precisions", default="auto",
+                        help="runtime precisions, comma-separated fp32, bf16, fp16, or auto (default: fp32 plus "
+                        "what the device runs natively in reduced precision)")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                        help="ONNX exporter for the runtimes (default auto: dynamo, falling back to TorchScript)")
+    parser.add_argument("--export-dir", type=Path, default=Path(DEFAULT_EXPORT_DIR),
+                        help=f"where the exported graphs are kept (default: {DEFAULT_EXPORT_DIR}/)")
+    add_data_root(parser)
     add_results(parser)
     add_json(parser)
 
@@ -106,6 +138,7 @@ def parse_methods(text: str) -> list[str]:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """Validated keyword arguments of profile_model (the device included)."""
+    from ..deploy import parse_backends
     from ..env import resolve_device, set_threads
     from ..profiling import parse_modes
 
@@ -116,14 +149,50 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     repeats = repeats if args.repeats is None else args.repeats
     if warmup < 0 or repeats < 1 or args.size < 1:
         raise ValueError("--warmup must be >= 0, --repeats >= 1 and --size >= 1")
+    backends = parse_backends(args.backends)
+    if args.no_timing and backends != ["torch"]:
+        raise ValueError(f"--no-timing counts only; it cannot time --backends {args.backends}")
     return {
         "device": device, "size": args.size, "modes": parse_modes(args.modes),
         "batch_sizes": parse_batch_sizes(args.batch_sizes), "methods": parse_methods(args.method),
-        "warmup": warmup, "repeats": repeats, "timing": not args.no_timing,
+        "warmup": warmup, "repeats": repeats, "timing": not args.no_timing and "torch" in backends,
     }
 
 
-def _profile_all(names: list[str], settings: dict[str, Any], results: Path) -> tuple[list[dict], list[str]]:
+def _deploy_settings(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The runtimes' targets and options, checked before any model is profiled (a missing runtime stops here)."""
+    from ..deploy import parse_backends, parse_precisions
+    from ..deploy.backends import plan_targets
+
+    backends = parse_backends(args.backends)
+    if backends == ["torch"]:
+        return None
+    targets = plan_targets(backends, settings["device"], parse_precisions(args.precisions))
+    return {"targets": targets, "batch_sizes": settings["batch_sizes"], "methods": settings["methods"],
+            "warmup": settings["warmup"], "repeats": settings["repeats"], "exporter": args.exporter,
+            "export_dir": args.export_dir, "data_root": args.data_root}
+
+
+def _backend_hook(name: str, deploy: dict[str, Any] | None, show: Any) -> Any:
+    """profile_model's `extra` for one model: its backend entries (None when only torch is profiled)."""
+    if deploy is None:
+        return None
+    from ..deploy.timing import profile_backends
+
+    def hook(model: Any, side: int) -> dict[str, Any]:
+        import torch
+
+        return profile_backends(model, name, side, deploy["targets"], batch_sizes=deploy["batch_sizes"],
+                                methods=deploy["methods"], warmup=deploy["warmup"], repeats=deploy["repeats"],
+                                threads=torch.get_num_threads(), export_dir=deploy["export_dir"],
+                                exporter=deploy["exporter"], data_root=deploy["data_root"], on_entry=show)
+
+    return hook
+
+
+def _profile_all(
+    names: list[str], settings: dict[str, Any], results: Path, deploy: dict[str, Any] | None = None
+) -> tuple[list[dict], list[str]]:
     """Profile and write each model's record; failures are reported and the others go on."""
     from tqdm import tqdm
 
@@ -134,9 +203,10 @@ def _profile_all(names: list[str], settings: dict[str, Any], results: Path) -> t
     bar = tqdm(names, desc="profile", unit="model", file=sys.stderr, disable=None)
     for name in bar:
         bar.set_postfix_str(name)
-        show = lambda e: bar.set_postfix_str(f"{name} {e['mode']} {e['method']} bs{e['batch_size']}")  # noqa: E731
+        show = lambda e: bar.set_postfix_str(  # noqa: E731
+            f"{name} {e.get('mode') or e['backend'] + ' ' + e['precision']} {e['method']} bs{e['batch_size']}")
         try:
-            record = profile_model(name, on_timing=show, **settings)
+            record = profile_model(name, on_timing=show, extra=_backend_hook(name, deploy, show), **settings)
         except Exception as err:  # noqa: BLE001 - one model's failure must not stop the others
             failures.append(f"{name}: {type(err).__name__}: {err}")
             continue
@@ -154,10 +224,26 @@ def _print_tables(records: list[dict]) -> None:
     if timings:
         print()
         print_table(timings, TIMING_COLUMNS)
+    backends = [_backend_row(r, e) for r in records for e in r.get("backends", [])]
+    if backends:
+        print()
+        print_table(backends, BACKEND_COLUMNS)
     if records:
         env = records[0]["environment"]
         print(f"\n{env['device_name']} ({env['device']}), torch {env['torch']}, {env['torch_threads']} threads; "
               f"records under {Path(records[0]['record_path']).parent}")
+
+
+def _backend_row(record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """A printed row of a backend entry: its figures, the speed-up over torch eager, the agreement."""
+    from ..deploy.summary import speedup_vs_torch_eager
+
+    match = entry.get("agreement") or {}
+    diff, agree = match.get("max_abs_diff"), match.get("argmax_agreement")
+    return {**entry, "model": record["model"], "executed": entry.get("execution_precision"),
+            "speedup_vs_torch_eager": speedup_vs_torch_eager(record, entry),
+            "max_abs_diff": None if diff is None else f"{diff:.1e}",
+            "argmax_agree_pct": None if agree is None else f"{100 * agree:.3f}"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
     names = list_models(args.models)
     if not names:
         raise ValueError(f"no registered model matches {args.models!r}; `run_benchmark.py list` shows all")
-    records, failures = _profile_all(names, settings, args.results)
+    deploy = _deploy_settings(args, settings)
+    records, failures = _profile_all(names, settings, args.results, deploy)
     if args.json:
         print(json.dumps(records, indent=2))
     else:

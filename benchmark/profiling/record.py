@@ -55,8 +55,11 @@ def profile_model(
     repeats: int = 50,
     timing: bool = True,
     on_timing: Callable[[dict[str, Any]], None] | None = None,
+    extra: Callable[[torch.nn.Module, int], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Profile registered model `name` on `device`; `on_timing` is called after each timing entry."""
+    """Profile registered model `name` on `device`; `on_timing` is called after each timing entry.
+
+    `extra(model, side)` adds fields measured on the same model (the deployment backends' entries)."""
     from models import create_model, get_model_info
 
     info = get_model_info(name)
@@ -91,6 +94,8 @@ def profile_model(
                     if on_timing:
                         on_timing(entry)
     record.update(flat_timing_keys(record["timings"]))
+    if extra is not None:
+        record.update(extra(model, side))
     return record
 
 
