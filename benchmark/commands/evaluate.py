@@ -15,6 +15,16 @@ scores its test fold; slices of mixed sizes are brought to one side only where t
 says so (P9, P20: 512, nearest neighbour), elsewhere a differing size is an error. --model runs on
 that grid too.
 
+Deployment backends (with --model; `pip install '.[deploy]'`):
+  --backend torch         the model in PyTorch (default), --precision float64 (default) or float32
+  --backend onnxruntime   each fold's weights exported to ONNX (--exporter) and run by ONNX Runtime:
+                          its CPU provider, or CUDA/TensorRT on --device cuda when the build has them
+  --backend openvino      the same graph on OpenVINO's CPU device
+  Runtimes take --precision fp32 (default), bf16 or fp16; the record's source says the precision each
+  fold really executed in, read back from the runtime (OpenVINO runs bf16 where fp16 is not native).
+  The default label is <model>-<backend>-<precision>; `report` puts these beside fp32 PyTorch in its
+  deployment table.
+
 Policies (both are computed and stored; --policy picks the one printed):
   paper   the MiniSeg paper's semantics: per slice DSC, SEN, SPC (whole image) and HD (full
           symmetric Hausdorff distance between the foreground pixel sets, in pixels); an empty
@@ -49,6 +59,10 @@ EXAMPLES
       --save-maps /tmp/ct100-maps --label miniseg-release-weights
   # strict policy, machine-readable
   run_benchmark.py evaluate --dataset P1110 --maps DIR --policy strict --json
+  # the released weights through OpenVINO in bf16 (label miniseg-openvino-bf16)
+  run_benchmark.py evaluate --dataset CT100 --data-root ../shared/data --model miniseg \\
+      --weights '../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal{fold}.pth' \\
+      --backend openvino --precision bf16
 """
 from __future__ import annotations
 
@@ -59,10 +73,12 @@ import time
 from typing import Any
 
 from ..cli import add_data_root, add_json, add_results
+from ..deploy import BACKENDS, EXPORTERS, PRECISIONS
 from ..evaluation import NSD_TOLERANCE_PX, PAPER_METRICS, POLICIES
 from ..normalization import AUTO, CHOICES
 from .folds import add_split
 
+TORCH_PRECISIONS = ("float64", "float32")
 STRICT_COLUMNS = PAPER_METRICS + ("hd95", "dsc_pooled", "iou", "precision", "nsd", "dsc_3d", "sen_3d", "hd_3d",
                                   "hd95_3d", "n_empty_pred", "n_empty_gt")
 
@@ -87,11 +103,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="with --model: auto (cuda if available), cpu, cuda, cuda:1")
     parser.add_argument("--batch-size", type=int, default=8, help="with --model: slices per forward pass (default 8)")
     parser.add_argument(
-        "--precision", choices=("float64", "float32"), default="float64",
-        help="with --model: arithmetic of the forward pass (default float64: near-tied pixels then do not depend "
-        "on thread count, CPU or cuDNN algorithm, so released weights reproduce released maps exactly; "
-        "float32 is faster)",
+        "--precision", choices=TORCH_PRECISIONS + PRECISIONS, default=None,
+        help="with --model: arithmetic of the forward pass. torch: float64 (default: near-tied pixels then do not "
+        "depend on thread count, CPU or cuDNN algorithm, so released weights reproduce released maps exactly) or "
+        "float32 (faster); runtimes: fp32 (default), bf16, fp16",
     )
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="with --model: what runs the forward: torch (default), onnxruntime or openvino")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                        help="with --backend onnxruntime/openvino: the ONNX exporter (default auto: dynamo, "
+                        "falling back to TorchScript)")
     parser.add_argument(
         "--normalization", choices=CHOICES, default=AUTO,
         help="with --model: input normalisation the weights were trained with: fold (the fold's training slices' "
@@ -111,6 +132,19 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not args.nsd_tolerance >= 0:
         raise ValueError(f"--nsd-tolerance must be >= 0 pixels, got {args.nsd_tolerance}")
+    if args.maps and (args.backend != "torch" or args.precision):
+        raise ValueError("--backend and --precision go with --model, not with --maps")
+    args.precision = _checked_precision(args.backend, args.precision)
+
+
+def _checked_precision(backend: str, precision: str | None) -> str:
+    """The precision for `backend` (its default when none is given); one the backend does not take is an error."""
+    accepted = TORCH_PRECISIONS if backend == "torch" else PRECISIONS
+    if precision is None:
+        return accepted[0]
+    if precision not in accepted:
+        raise ValueError(f"--precision {precision} does not go with --backend {backend}; it takes {', '.join(accepted)}")
+    return precision
 
 
 def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -125,15 +159,39 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
     if args.maps:
         result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps, args.split, args.nsd_tolerance)
         source = {"kind": "maps", "path": str(args.maps), "model": None}
-    else:
+    elif args.backend == "torch":
         result = evaluate.evaluate_weights(
             args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
             getattr(torch, args.precision), args.split, args.nsd_tolerance, args.normalization,
         )
         source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision,
                   "normalization": result.normalization}
+    else:
+        result, deployed = _evaluate_deployed(args, device)
+        source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision,
+                  "normalization": result.normalization, **deployed}
     extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}
     return result, source, extra
+
+
+def _evaluate_deployed(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]]:
+    """evaluate_weights with each fold's model exported and run by --backend; the record's deployment fields."""
+    import tempfile
+
+    import torch
+
+    from ..deploy.evaluate import FoldDeployer, deployment_target
+    from ..evaluation import evaluate
+
+    target = deployment_target(args.backend, device, args.precision)
+    with tempfile.TemporaryDirectory(prefix="miniseg-bench-deploy-") as workdir:
+        deployer = FoldDeployer(args.model, target, workdir, evaluate.EVAL_SIZE, torch.get_num_threads(),
+                                args.exporter)
+        result = evaluate.evaluate_weights(
+            args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
+            torch.float32, args.split, args.nsd_tolerance, args.normalization, deploy=deployer,
+        )
+    return result, deployer.source()
 
 
 def _table_rows(summary: dict[str, Any], columns: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -165,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
     from ..preflight import evaluate_problems, report_problems
 
     _check_arguments(args)
-    label = check_label(args.label or ("maps" if args.maps else args.model))
+    default = args.model if args.backend == "torch" else f"{args.model}-{args.backend}-{args.precision}"
+    label = check_label(args.label or ("maps" if args.maps else default))
     problems = evaluate_problems(args.dataset, args.data_root, args.split, args.results, args.model, args.weights,
                                  args.maps)
     if problems:

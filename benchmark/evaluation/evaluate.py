@@ -261,8 +261,12 @@ def evaluate_weights(
     split: str = "paper",
     nsd_tolerance: float = NSD_TOLERANCE_PX,
     normalization: str = "auto",
+    deploy: Callable[[torch.nn.Module, int], torch.nn.Module] | None = None,
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices, then score.
+
+    `deploy(model, k)`, when given, replaces fold k's model (weights loaded) by what runs instead: a
+    module calling an exported graph on a runtime (`benchmark.deploy`, `evaluate --backend`).
 
     Inputs are normalised as the weights were trained: `normalization` "fold" (fold k's training
     slices' statistics) or "imagenet"; "auto" takes what a checkpoint of our `train` records, else the
@@ -288,6 +292,8 @@ def evaluate_weights(
         test = fold_of == k - 1
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
+        if deploy is not None:
+            model = deploy(model.eval(), k)
         name, mean, std = for_weights(normalization, loaded, model_name, data.images[~test])
         used.append(name)
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)

@@ -1,0 +1,73 @@
+"""`evaluate --backend`: each fold's weights exported to ONNX and run by a runtime, then scored as usual.
+
+`FoldDeployer` is the per-fold hook of `evaluation.evaluate.evaluate_weights`: it exports the fold's
+model (weights loaded) at the scoring size into a working folder, opens it on the runtime target and
+hands back a module that `predict` calls like the model (float32 NCHW in, logits out). What ran is
+kept for the eval record's `source`: runtime and version, device, the precision asked for and the one
+each fold executed in, the exporter and opset of each fold's graph.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import Unavailable
+from .backends import Session, Target, adapter
+from .export import export_onnx
+
+
+class DeployedModel(nn.Module):
+    """A runtime session called like a model: float32 NCHW tensor in, logits tensor (CPU) out."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.session.run(np.ascontiguousarray(x.detach().cpu().float().numpy()))
+        return torch.from_numpy(np.array(logits, dtype=np.float32, copy=True))  # the runtime reuses its buffer
+
+
+def deployment_target(backend: str, device: torch.device, precision: str) -> Target:
+    """The runtime target of `evaluate --backend B --precision P` on `device`; one that cannot run here raises."""
+    matches = [t for t in adapter(backend).targets(device, [precision])]
+    runnable = [t for t in matches if t.skip is None]
+    if not runnable:
+        reasons = "; ".join(t.skip.removeprefix("skipped: ") for t in matches if t.skip)
+        raise Unavailable(f"--backend {backend} --precision {precision} on {device}: {reasons}")
+    return runnable[0]
+
+
+class FoldDeployer:
+    """Export fold k's model and open it on `target` (the hook `evaluate_weights(deploy=...)` calls)."""
+
+    def __init__(self, model_name: str, target: Target, workdir: str | Path, side: int, threads: int,
+                 exporter: str = "auto") -> None:
+        self.model_name, self.target, self.workdir = model_name, target, Path(workdir)
+        self.side, self.threads, self.exporter = side, threads, exporter
+        self.folds: list[dict[str, Any]] = []
+        self.runtime_version: str | None = None
+
+    def __call__(self, model: nn.Module, fold: int) -> nn.Module:
+        path = self.workdir / f"{self.model_name}_fold{fold}.onnx"
+        export = export_onnx(model, self.model_name, path, self.side, self.exporter)
+        if not export.ok:
+            raise Unavailable(f"{self.model_name}: fold {fold}'s weights cannot be exported to ONNX ({export.error}); "
+                              "evaluate it with --backend torch")
+        session = adapter(self.target.backend).open(export.path, self.target, self.threads)
+        self.runtime_version = session.runtime_version
+        self.folds.append({"fold": fold, "exporter": export.exporter, "opset": export.opset,
+                           "execution_precision": session.execution_precision(), "notes": session.notes})
+        return DeployedModel(session)
+
+    def source(self) -> dict[str, Any]:
+        """The eval record's deployment fields."""
+        executed = sorted({f["execution_precision"] for f in self.folds})
+        return {"backend": self.target.backend, "deployment": {
+            "device": self.target.device, "precision": self.target.precision,
+            "execution_precision": executed[0] if len(executed) == 1 else executed,
+            "runtime_version": self.runtime_version, "threads": self.threads, "folds": self.folds}}
