@@ -40,11 +40,13 @@ def _remove_stale(out_dir: Path, written: set[Path]) -> None:
 
 def write_report(results_dir: str | Path, out_dir: str | Path) -> Report:
     """Read every record under `results_dir` and (re)write tables/, figures/ and index.html in `out_dir`."""
+    from .deployment import load_deployment
     from .significance import all_stats
 
     results = load_results(results_dir)
     results = dataclasses.replace(results, significance=all_stats(results_dir, sorted({e.dataset for e in
-                                                                                        results.entries})))
+                                                                                        results.entries})),
+                                  deployment=load_deployment(results_dir))
     out_dir = Path(out_dir)
     written: list[Path] = []
     for key, stats_here in sorted(results.significance.items()):  # what `compare --json` prints, per dataset

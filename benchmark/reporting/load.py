@@ -79,6 +79,8 @@ class Results:
     n_eval_records: int
     #: dataset key -> reporting.significance.DatasetStats, where per-slice results exist (filled by write_report)
     significance: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: reporting.deployment.Deployment: backend profiles and evaluations (filled by write_report)
+    deployment: Any = field(default=None, compare=False)
 
     @property
     def devices(self) -> list[str]:

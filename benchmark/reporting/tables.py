@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 from ..datasets.folds import N_FOLDS
 from ..evaluation import LOWER_IS_BETTER, PAPER_METRICS
 from .._format import paper_unit_params, params_text
+from .deployment import deployment_files
 from .formatting import (
     MISSING, Cell, Table, TableFile, fmt, fmt_ci, fmt_diff, fmt_gmacs, fmt_params, fmt_pm, fmt_rate, metric_label,
     significance_text,
@@ -479,4 +480,4 @@ def _device_name(device: str, results: Results) -> str:
 
 def all_table_files(results: Results) -> list[TableFile]:
     return [efficiency_file(results), miniseg_file(results), accuracy_file(results), strict_file(results),
-            per_fold_file(results)]
+            per_fold_file(results), *deployment_files(results)]
