@@ -8,6 +8,9 @@ eval/<dataset>/<label>.json, profile/<device>/<model>.json) and writes into --ou
                                beside the paper's Table 5, with the difference; best marked
   tables/table5_strict.*       the same rows under the strict policy
   tables/per_fold.*            every fold under both policies
+  tables/deployment.*          model x backend x precision: latency, speed-up over fp32 eager PyTorch,
+                               agreement, DSC and its change (only where profile --backends or
+                               evaluate --backend records exist)
   figures/*.png                DSC vs GMACs, throughput vs params, per-fold DSC, training curves
   index.html                   all of the above on one static page (no external resources)
 A row without results is shown as missing (—), never as zero. The output is deterministic:
