@@ -143,7 +143,8 @@ def _checked_precision(backend: str, precision: str | None) -> str:
     if precision is None:
         return accepted[0]
     if precision not in accepted:
-        raise ValueError(f"--precision {precision} does not go with --backend {backend}; it takes {', '.join(accepted)}")
+        raise ValueError(f"--precision {precision} does not go with --backend {backend}; "
+                         f"it takes {', '.join(accepted)}")
     return precision
 
 

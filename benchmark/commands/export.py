@@ -19,7 +19,8 @@ Exported files are binaries: the default folder exports/ is git-ignored, never u
 
 EXAMPLES
   run_benchmark.py export --models miniseg,enet,espnet --data-root ../shared/data
-  run_benchmark.py export --models miniseg --weights ../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal1.pth
+  run_benchmark.py export --models miniseg \\
+      --weights ../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal1.pth
   run_benchmark.py export --models '*' --exporter torchscript --size 256 --json
 """
 from __future__ import annotations
@@ -44,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
                         help="auto (default: dynamo, then TorchScript), dynamo or torchscript")
     parser.add_argument("--opset", type=int, default=None,
-                        help="ONNX opset (default: the exporter's own: 20 for dynamo with torch 2.14, 17 for TorchScript)")
+                        help="ONNX opset (default: the exporter's own: 20 for dynamo with torch 2.14, "
+                        "17 for TorchScript)")
     parser.add_argument("--weights", type=Path, default=None,
                         help="a state_dict or checkpoint to export instead of random weights (one model only)")
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_EXPORT_DIR),

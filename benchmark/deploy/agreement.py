@@ -27,7 +27,7 @@ def _synthetic_slice(side: int) -> np.ndarray:
     rng = np.random.default_rng(SYNTHETIC_SEED)
     yy, xx = np.mgrid[:side, :side] / side
     body = ((yy - 0.5) / 0.42) ** 2 + ((xx - 0.5) / 0.46) ** 2 < 1
-    lungs = (((yy - 0.5) / 0.3) ** 2 + ((xx - 0.32) / 0.13) ** 2 < 1) | (((yy - 0.5) / 0.3) ** 2 + ((xx - 0.68) / 0.13) ** 2 < 1)
+    lungs = sum(((yy - 0.5) / 0.3) ** 2 + ((xx - centre) / 0.13) ** 2 < 1 for centre in (0.32, 0.68)) > 0
     texture = ndimage.gaussian_filter(rng.standard_normal((side, side)), sigma=max(side / 64, 1.0))
     image = np.where(body, 200.0, 0.0) - np.where(lungs, 135.0, 0.0) + 40 * texture / (texture.std() + 1e-9)
     return np.clip(image, 0, 255).astype(np.uint8)

@@ -30,6 +30,7 @@ ORT_PRECISIONS = {"CPUExecutionProvider": ("fp32",), "CUDAExecutionProvider": ("
                   "TensorrtExecutionProvider": ("fp32", "fp16")}
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> OpenVINO's inference_precision names
 OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # ours -> OPTIMIZATION_CAPABILITIES entries
+OV_NOT_ON_GPU = "skipped: OpenVINO runs on the CPU here (an NVIDIA GPU is not an OpenVINO device)"
 
 
 def require(module: str, runtime: str | None = None) -> ModuleType:
@@ -142,7 +143,7 @@ class OpenVinoAdapter:
     def targets(self, device: torch.device, precisions: Sequence[str] | None = None) -> list[Target]:
         """fp32 plus the native reduced precisions (or those asked for); on a GPU run, skipped with the reason."""
         wanted = list(precisions) if precisions else ["fp32", *self.native_precisions()]
-        skip = None if device.type == "cpu" else "skipped: OpenVINO runs on the CPU here (NVIDIA GPUs are not its devices)"
+        skip = None if device.type == "cpu" else OV_NOT_ON_GPU
         return [Target(self.name, "CPU", precision, skip) for precision in wanted]
 
     def open(self, onnx_path: Path, target: Target, threads: int) -> Session:
@@ -177,7 +178,8 @@ class _OpenVinoGraph:
             port = shaped.inputs[0]
             dims = list(port.get_partial_shape())[1:]
             if not all(d.is_static for d in dims):
-                raise ValueError(f"{port.any_name}: only the batch dimension may be dynamic, got {port.get_partial_shape()}")
+                shape = port.get_partial_shape()
+                raise ValueError(f"{port.any_name}: only the batch dimension may be dynamic, got {shape}")
             shaped.reshape({port.any_name: [batch_size, *(d.get_length() for d in dims)]})
             model = self.core.compile_model(shaped, self.target.device, self.config)
             self.compiled[batch_size] = (model, model.create_infer_request())

@@ -20,8 +20,8 @@ from .load import _records, number
 
 TORCH = "torch"
 METHOD = "events"  # the profiler's default timing; the release's loop (`paper`) is Table 4's business
-TORCH_REFERENCE_PRECISIONS = ("float32", "float64")
-AUTOCAST = ("bf16", "fp16")  # the profiler's autocast modes; every other torch mode computes in fp32  # the fp32 reference for the DSC change, in order of preference
+TORCH_REFERENCE_PRECISIONS = ("float32", "float64")  # the fp32 reference for the DSC change, in order of preference
+AUTOCAST = ("bf16", "fp16")  # the profiler's autocast modes; every other torch mode computes in fp32
 
 
 @dataclass(frozen=True)
