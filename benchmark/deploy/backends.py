@@ -69,16 +69,30 @@ class Session:
     notes: list[str] = field(default_factory=list)
 
 
-class OnnxRuntimeAdapter:
-    """ONNX Runtime: CPU provider on a CPU; CUDA and TensorRT providers on a GPU when the build has them."""
+class RuntimeAdapter:
+    """The interface of every runtime: its package, the targets it runs here, and sessions on an ONNX file."""
 
-    name = "onnxruntime"
+    name = ""  # the package, as imported and as `--backends` names it
+    label = ""  # its name for people
 
     def module(self) -> ModuleType:
-        return require("onnxruntime", "ONNX Runtime (onnxruntime)")
+        """The runtime's package; missing, an Unavailable naming the extras to install."""
+        return require(self.name, f"{self.label} ({self.name})")
 
     def version(self) -> str:
         return self.module().__version__
+
+    def targets(self, device: torch.device, precisions: Sequence[str] | None = None) -> list[Target]:
+        raise NotImplementedError
+
+    def open(self, onnx_path: Path, target: Target, threads: int) -> Session:
+        raise NotImplementedError
+
+
+class OnnxRuntimeAdapter(RuntimeAdapter):
+    """ONNX Runtime: CPU provider on a CPU; CUDA and TensorRT providers on a GPU when the build has them."""
+
+    name, label = "onnxruntime", "ONNX Runtime"
 
     def targets(self, device: torch.device, precisions: Sequence[str] | None = None) -> list[Target]:
         """Every provider of the device type x precision; absent providers and unsupported precisions are skips."""
@@ -124,16 +138,10 @@ class OnnxRuntimeAdapter:
         )
 
 
-class OpenVinoAdapter:
+class OpenVinoAdapter(RuntimeAdapter):
     """OpenVINO on its CPU device: f32, and the reduced precisions the CPU runs natively."""
 
-    name = "openvino"
-
-    def module(self) -> ModuleType:
-        return require("openvino", "OpenVINO (openvino)")
-
-    def version(self) -> str:
-        return self.module().__version__
+    name, label = "openvino", "OpenVINO"
 
     def native_precisions(self) -> list[str]:
         """The reduced precisions this CPU runs natively, as OpenVINO reports them."""
@@ -221,7 +229,7 @@ def runtime_precisions(compiled: Any) -> dict[str, int]:
 ADAPTERS = {adapter.name: adapter for adapter in (OnnxRuntimeAdapter(), OpenVinoAdapter())}
 
 
-def adapter(name: str) -> OnnxRuntimeAdapter | OpenVinoAdapter:
+def adapter(name: str) -> RuntimeAdapter:
     """The adapter of runtime `name` (a KeyError listing the known ones otherwise)."""
     if name not in ADAPTERS:
         raise KeyError(f"unknown runtime {name!r}; known: {', '.join(ADAPTERS)}")
