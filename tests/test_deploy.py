@@ -58,6 +58,17 @@ def test_backend_and_precision_lists_are_checked():
         parse_precisions("fp32,int4")
 
 
+def test_paper_option_selects_the_32_table4_rows():
+    from benchmark.commands.profile import model_names
+
+    rows = model_names(None, paper=True)
+    assert len(rows) == 32 and "miniseg" in rows and "pspnet-resnet101" in rows
+    assert not any(name.startswith("smp-") or name == "pspnet-resnet50" for name in rows)
+    assert model_names("unet*", paper=True) == ["unet", "unetplusplus"]
+    with pytest.raises(ValueError, match="among the paper rows"):
+        model_names("smp-*", paper=True)
+
+
 # --- export and agreement -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["miniseg", "espnet", "enet"])

@@ -21,7 +21,7 @@ EXAMPLES
   run_benchmark.py export --models miniseg,enet,espnet --data-root ../shared/data
   run_benchmark.py export --models miniseg \\
       --weights ../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal1.pth
-  run_benchmark.py export --models '*' --exporter torchscript --size 256 --json
+  run_benchmark.py export --paper --size 256 --json      # the 32 rows of the paper's Table 4
 """
 from __future__ import annotations
 
@@ -32,13 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import add_data_root, add_json
+from .profile import add_paper
 from ..deploy import DEFAULT_EXPORT_DIR, EXPORTERS
 
 COLUMNS = ["model", "status", "exporter", "opset", "size_mb", "seconds", "max_abs_diff", "argmax_agree_pct", "reason"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", required=True, help="fnmatch pattern(s) of registered models, comma-separated")
+    parser.add_argument("--models", default=None,
+                        help="fnmatch pattern(s) of registered models, comma-separated (default: all)")
+    add_paper(parser)
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="output format (default: onnx)")
     parser.add_argument("--size", type=int, default=512,
                         help="input side in pixels, rounded up to what a model accepts (default: 512)")
@@ -115,14 +118,11 @@ def _row(manifest: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models import list_models
-
     from .._format import print_table
     from ..deploy.backends import require
+    from .profile import model_names
 
-    names = list_models(args.models)
-    if not names:
-        raise ValueError(f"no registered model matches {args.models!r}; `run_benchmark.py list` shows all")
+    names = model_names(args.models, args.paper)
     if args.weights is not None and len(names) != 1:
         raise ValueError(f"--weights {args.weights} fits one model; --models {args.models!r} matches {len(names)}")
     if args.size < 1:

@@ -58,6 +58,8 @@ Examples:
   run_benchmark.py profile --backends torch,onnxruntime,openvino --models miniseg,enet,espnet,unet \\
       --device cpu --threads 1 --batch-sizes 1 --data-root ../shared/data
   run_benchmark.py profile --backends openvino --precisions fp32,bf16,fp16 --models miniseg --device cpu
+  run_benchmark.py profile --paper --backends onnxruntime --device cpu --threads 1 --batch-sizes 1 \\
+      --warmup 1 --repeats 3                             # every Table 4 row exported and timed
 """
 from __future__ import annotations
 
@@ -86,6 +88,7 @@ BACKEND_COLUMNS = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=None, help="fnmatch pattern(s), comma-separated (default: all)")
+    add_paper(parser)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--modes", default="eager",
                         help="comma-separated modes, options joined by '+' (default: eager)")
@@ -112,6 +115,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_root(parser)
     add_results(parser)
     add_json(parser)
+
+
+def add_paper(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--paper", action="store_true",
+                        help="only the registered model of each row of the paper's Table 4 (32; with --models, "
+                        "those of them that match)")
+
+
+def model_names(pattern: str | None, paper: bool = False) -> list[str]:
+    """Registered models matching `pattern` (all when None); with `paper`, only those standing for Table 4 rows."""
+    from models import list_models
+
+    names = list_models(pattern)
+    if paper:
+        from ..paper import registered_rows
+
+        rows = set(registered_rows().values())
+        names = [name for name in names if name in rows]
+    if not names:
+        raise ValueError(f"no registered model matches {pattern!r}{' among the paper rows' if paper else ''}; "
+                         "`run_benchmark.py list` shows all")
+    return names
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -247,12 +272,8 @@ def _backend_row(record: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from models import list_models
-
     settings = _settings(args)
-    names = list_models(args.models)
-    if not names:
-        raise ValueError(f"no registered model matches {args.models!r}; `run_benchmark.py list` shows all")
+    names = model_names(args.models, args.paper)
     deploy = _deploy_settings(args, settings)
     records, failures = _profile_all(names, settings, args.results, deploy)
     if args.json:
