@@ -108,6 +108,7 @@ def test_reference_slice_is_the_real_ct100_slice_or_a_synthetic_one(tmp_path):
         assert source.endswith("tr_im_0000.png")
 
 
+@pytest.mark.slow
 def test_dynamo_exporter_exports_and_auto_falls_back_to_torchscript(tmp_path, monkeypatch):
     pytest.importorskip("onnxscript")
     result = export_onnx(tiny_net(), "tiny", tmp_path / "tiny.onnx", 16, "dynamo")
@@ -259,6 +260,7 @@ def test_skipped_and_unexported_targets_are_entries_with_their_reason():
     assert failed[0]["status"] == "failed" and failed[0]["error"] == "not exported: torchscript: Boom: no"
 
 
+@pytest.mark.slow
 def test_profile_backends_write_entries_with_agreement_version_and_precision(tmp_path, capsys, one_thread):
     pytest.importorskip("openvino")
     import openvino
@@ -298,6 +300,55 @@ def test_evaluate_backend_precision_pairs_are_checked(tmp_path, capsys, argv, me
     assert main(base + argv) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+GREY_PLUGIN = '''
+from torch import nn
+from models import register_model
+
+@register_model("deploy-test-grey", family="test")
+def grey(num_classes=2, in_channels=3):
+    return nn.Conv2d(in_channels, num_classes, 1)
+'''
+
+
+@pytest.mark.slow
+def test_evaluate_backend_scores_what_the_runtime_predicts(tmp_path, capsys):
+    """A 1x1 conv whose foreground logit is the normalised grey predicts 'grey > fold mean' exactly: run through
+    OpenVINO (batches of 3, 3, 2: three compiled shapes), its saved maps are exactly that, and the record says
+    what ran."""
+    pytest.importorskip("openvino")
+    from PIL import Image
+
+    from benchmark.datasets import get_folds, load_dataset, normalization_stats
+
+    plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
+    plugin.write_text(GREY_PLUGIN)
+    data = load_dataset("synthetic", root, size=512)
+    conv = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[1, 0] = 1.0
+    for k in range(1, 6):
+        torch.save(conv.state_dict(), tmp_path / f"w{k}.pth")
+    argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model",
+            "deploy-test-grey", "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"),
+            "--batch-size", "3", "--normalization", "fold", "--backend", "openvino", "--exporter", "torchscript",
+            "--save-maps", str(tmp_path / "maps")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    folds, index = get_folds("synthetic", root), {i: n for n, i in enumerate(data.ids)}
+    for k, ids in enumerate(folds, start=1):
+        mean, _ = normalization_stats(data.images[[index[i] for fold in folds if fold is not ids for i in fold]])
+        for slice_id in ids:
+            saved = np.asarray(Image.open(tmp_path / "maps" / f"CrossVal{k}" / f"{slice_id}.png")) > 0
+            assert np.array_equal(saved, data.images[index[slice_id]].astype(np.float32) / 255 > np.float32(mean))
+    record = json.loads((tmp_path / "results" / "eval" / "synthetic" / "deploy-test-grey-openvino-fp32.json").read_text())
+    deployment = record["source"]["deployment"]
+    assert (record["source"]["backend"], record["source"]["precision"]) == ("openvino", "fp32")
+    assert deployment["execution_precision"] == "fp32" and deployment["device"] == "CPU"
+    assert [(f["fold"], f["exporter"]) for f in deployment["folds"]] == [(k, "torchscript") for k in range(1, 6)]
 
 
 @pytest.mark.slow
