@@ -319,19 +319,14 @@ def test_evaluate_backend_scores_what_the_runtime_predicts(tmp_path, capsys):
     what ran."""
     pytest.importorskip("openvino")
     from PIL import Image
+    from test_evaluate import _save_grey_conv as save_grey_conv  # the weights of that 1x1 conv, per fold
 
     from benchmark.datasets import get_folds, load_dataset, normalization_stats
 
     plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
     plugin.write_text(GREY_PLUGIN)
     data = load_dataset("synthetic", root, size=512)
-    conv = nn.Conv2d(3, 2, 1)
-    with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.zero_()
-        conv.weight[1, 0] = 1.0
-    for k in range(1, 6):
-        torch.save(conv.state_dict(), tmp_path / f"w{k}.pth")
+    save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
     argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model",
             "deploy-test-grey", "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"),
             "--batch-size", "3", "--normalization", "fold", "--backend", "openvino", "--exporter", "torchscript",
