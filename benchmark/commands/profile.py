@@ -41,6 +41,7 @@ Backends (--backends, comma-separated; default torch):
   eager PyTorch on one slice: max |logit difference| and the share of pixels whose argmax agrees. The
   slice is <data root>/COVID-19-CT100/tr_im/tr_im_0000.png when present, else a synthetic one. The
   exported graph is kept as <export-dir>/<model>_<side>px.onnx. Needs `pip install '.[deploy]'`.
+  A run rewrites each model's record: keep torch in --backends for the speed-ups (same run's eager).
 
 On a shared or busy CPU, fewer threads than cores (--threads 1) avoids OpenMP oversubscription;
 each timing entry records the 1-minute load average (load_avg_1m) beside its figures.
@@ -57,8 +58,8 @@ Examples:
   run_benchmark.py profile --no-timing --size 256      # counts only
   run_benchmark.py profile --backends torch,onnxruntime,openvino --models miniseg,enet,espnet,unet \\
       --device cpu --threads 1 --batch-sizes 1 --data-root ../shared/data
-  run_benchmark.py profile --backends openvino --precisions fp32,bf16,fp16 --models miniseg --device cpu
-  run_benchmark.py profile --paper --backends onnxruntime --device cpu --threads 1 --batch-sizes 1 \\
+  run_benchmark.py profile --backends torch,openvino --precisions fp32,bf16,fp16 --models miniseg --device cpu
+  run_benchmark.py profile --paper --backends torch,onnxruntime --device cpu --threads 1 --batch-sizes 1 \\
       --warmup 1 --repeats 3                             # every Table 4 row exported and timed
 """
 from __future__ import annotations
