@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmark.normalization",),
     ("benchmark.evaluation",),
     ("benchmark.training", "benchmark.profiling"),
+    ("benchmark.deploy",),  # the runtimes, timed by profiling's loop; reporting reads its summaries
     ("benchmark.reporting", "benchmark.preflight"),
     ("benchmark.cli",),
     ("benchmark.commands",),
