@@ -119,7 +119,7 @@ def _dsc_within_target(best) -> None:
     import tempfile
 
     from benchmark.deploy.evaluate import FoldDeployer
-    from benchmark.evaluation.evaluate import EVAL_SIZE, evaluate_weights
+    from benchmark.evaluation.evaluate import evaluate_weights
 
     def dsc(deploy=None) -> float:
         result = evaluate_weights("CT100", SHARED_DATA, "miniseg", str(RELEASED_WEIGHTS), CPU, 10,
@@ -127,6 +127,6 @@ def _dsc_within_target(best) -> None:
         return result.summary["paper"]["mean"]["dsc"]
 
     with tempfile.TemporaryDirectory() as workdir:
-        deployed = dsc(FoldDeployer("miniseg", best, workdir, EVAL_SIZE, 1))
+        deployed = dsc(FoldDeployer("miniseg", best, workdir, 1))
     change = deployed - dsc()
     assert abs(change) <= TARGET_DSC_CHANGE, f"{best.key}: DSC changes by {change:+.3f} from fp32 PyTorch"

@@ -325,7 +325,7 @@ def test_evaluate_backend_scores_what_the_runtime_predicts(tmp_path, capsys):
 
     plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
     plugin.write_text(GREY_PLUGIN)
-    data = load_dataset("synthetic", root, size=512)
+    data = load_dataset("synthetic", root)  # on its own grid (128 px), where evaluate scores and the graph runs
     save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
     argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model",
             "deploy-test-grey", "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"),
@@ -362,9 +362,8 @@ def test_onnxruntime_fp32_reproduces_the_released_maps_of_ct100_fold_1(shared_da
     mean, std = normalization_stats(data.images[len(folds[0]):])
     weights = release_dir / "Pretrained" / "COVID-19-CT100" / "MiniSeg_CrossVal1.pth"
     model = load_weights(create_model("miniseg"), weights, CPU, "miniseg")
-    deployer = FoldDeployer("miniseg", deployment_target("onnxruntime", CPU, "fp32"), tmp_path, 512, 1,
-                            "torchscript")
-    pred = predict(deployer(model.eval(), 1), test_images, mean, std, CPU, 10, torch.float32)
+    deployer = FoldDeployer("miniseg", deployment_target("onnxruntime", CPU, "fp32"), tmp_path, 1, "torchscript")
+    pred = predict(deployer(model.eval(), 1, test_images.shape[1:3]), test_images, mean, std, CPU, 10, torch.float32)
     released = read_fold_maps(release_dir / "SegMaps" / "COVID-19-CT100", 1, folds, (512, 512))
     assert (pred == released).mean() >= 0.9999
     ours = metrics.fold_summary(metrics.slice_metrics(pred, masks, list(folds[0])))["paper"]["dsc"]

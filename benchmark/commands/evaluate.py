@@ -186,8 +186,7 @@ def _evaluate_deployed(args: argparse.Namespace, device: Any) -> tuple[Any, dict
 
     target = deployment_target(args.backend, device, args.precision)
     with tempfile.TemporaryDirectory(prefix="miniseg-bench-deploy-") as workdir:
-        deployer = FoldDeployer(args.model, target, workdir, evaluate.EVAL_SIZE, torch.get_num_threads(),
-                                args.exporter)
+        deployer = FoldDeployer(args.model, target, workdir, torch.get_num_threads(), args.exporter)
         result = evaluate.evaluate_weights(
             args.dataset, args.data_root, args.model, args.weights, device, args.batch_size, args.save_maps,
             torch.float32, args.split, args.nsd_tolerance, args.normalization, deploy=deployer,

@@ -1,10 +1,11 @@
 """`evaluate --backend`: each fold's weights exported to ONNX and run by a runtime, then scored as usual.
 
 `FoldDeployer` is the per-fold hook of `evaluation.evaluate.evaluate_weights`: it exports the fold's
-model (weights loaded) at the scoring size into a working folder, opens it on the runtime target and
-hands back a module that `predict` calls like the model (float32 NCHW in, logits out). What ran is
-kept for the eval record's `source`: runtime and version, device, the precision asked for and the one
-each fold executed in, the exporter and opset of each fold's graph.
+model (weights loaded) at the size of the slices it runs on (the ground truth's grid) into a working
+folder, opens it on the runtime target and hands back a module that `predict` calls like the model
+(float32 NCHW in, logits out). What ran is kept for the eval record's `source`: runtime and version,
+device, the precision asked for and the one each fold executed in, the exporter and opset of each
+fold's graph.
 """
 from __future__ import annotations
 
@@ -45,16 +46,16 @@ def deployment_target(backend: str, device: torch.device, precision: str) -> Tar
 class FoldDeployer:
     """Export fold k's model and open it on `target` (the hook `evaluate_weights(deploy=...)` calls)."""
 
-    def __init__(self, model_name: str, target: Target, workdir: str | Path, side: int, threads: int,
+    def __init__(self, model_name: str, target: Target, workdir: str | Path, threads: int,
                  exporter: str = "auto") -> None:
         self.model_name, self.target, self.workdir = model_name, target, Path(workdir)
-        self.side, self.threads, self.exporter = side, threads, exporter
+        self.threads, self.exporter = threads, exporter
         self.folds: list[dict[str, Any]] = []
         self.runtime_version: str | None = None
 
-    def __call__(self, model: nn.Module, fold: int) -> nn.Module:
+    def __call__(self, model: nn.Module, fold: int, size: tuple[int, int]) -> nn.Module:
         path = self.workdir / f"{self.model_name}_fold{fold}.onnx"
-        export = export_onnx(model, self.model_name, path, self.side, self.exporter)
+        export = export_onnx(model, self.model_name, path, tuple(size), self.exporter)
         if not export.ok:
             raise Unavailable(f"{self.model_name}: fold {fold}'s weights cannot be exported to ONNX ({export.error}); "
                               "evaluate it with --backend torch")

@@ -168,10 +168,12 @@ def _error_text(err: BaseException) -> str:
 
 
 def export_onnx(
-    model: nn.Module, name: str, path: str | Path, side: int, exporter: str = "auto", opset: int | None = None,
+    model: nn.Module, name: str, path: str | Path, side: int | tuple[int, int], exporter: str = "auto",
+    opset: int | None = None,
 ) -> ExportResult:
-    """Export `model` (eval mode, on CPU, main logits only) to `path` at side x side; never raises for a model
-    that does not export: the result says why (`ok` False, `error`). Missing onnx/onnxscript raises Unavailable."""
+    """Export `model` (eval mode, on CPU, main logits only) to `path` at side x side (or (height, width)); never
+    raises for a model that does not export: the result says why (`ok` False, `error`). Missing onnx/onnxscript
+    raises Unavailable."""
     require("onnx")
     order = exporter_order(exporter)
     if "dynamo" in order:
@@ -181,8 +183,9 @@ def export_onnx(
     if any(p.device.type != "cpu" for p in model.parameters()):
         model = copy.deepcopy(model).cpu()  # the caller's model stays on its device
     net = MainOutput(model).eval()
-    sample = torch.zeros(1, 3, side, side)
-    result = ExportResult(name, None, None, None, ["N", 3, side, side], 0.0)
+    height, width = (side, side) if isinstance(side, int) else side
+    sample = torch.zeros(1, 3, height, width)
+    result = ExportResult(name, None, None, None, ["N", 3, height, width], 0.0)
     begin = time.perf_counter()
     for attempt in order:
         workdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))

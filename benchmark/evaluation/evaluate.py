@@ -261,12 +261,13 @@ def evaluate_weights(
     split: str = "paper",
     nsd_tolerance: float = NSD_TOLERANCE_PX,
     normalization: str = "auto",
-    deploy: Callable[[torch.nn.Module, int], torch.nn.Module] | None = None,
+    deploy: Callable[[torch.nn.Module, int, tuple[int, int]], torch.nn.Module] | None = None,
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices, then score.
 
-    `deploy(model, k)`, when given, replaces fold k's model (weights loaded) by what runs instead: a
-    module calling an exported graph on a runtime (`benchmark.deploy`, `evaluate --backend`).
+    `deploy(model, k, (height, width))`, when given, replaces fold k's model (weights loaded) by what runs
+    instead at the slices' size: a module calling an exported graph on a runtime (`benchmark.deploy`,
+    `evaluate --backend`).
 
     Inputs are normalised as the weights were trained: `normalization` "fold" (fold k's training
     slices' statistics) or "imagenet"; "auto" takes what a checkpoint of our `train` records, else the
@@ -293,7 +294,7 @@ def evaluate_weights(
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
         if deploy is not None:
-            model = deploy(model.eval(), k)
+            model = deploy(model.eval(), k, data.images.shape[1:3])
         name, mean, std = for_weights(normalization, loaded, model_name, data.images[~test])
         used.append(name)
         pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
