@@ -190,7 +190,7 @@ def dataset_problems(name: str, data_root: str | Path, split: str = "paper", mas
     from .datasets.loading import dataset_dir
 
     try:
-        spec = get_spec(name)
+        spec = get_spec(name, data_root)
     except KeyError as err:
         return [f"--datasets: {err.args[0] if err.args else name}"]
     folder = dataset_dir(spec.name, data_root)

@@ -17,13 +17,15 @@ Reported (JSON keys in brackets):
                  between the full-data ranking and the resampled ones [rank_tau_median]
 
 --unit patient runs the same on per-patient 3-D metrics (dsc, sen, hd over each volume's
-stacked test slices; strict policy). Ratios print in percent, HD in pixels.
+stacked test slices; strict policy; built-in datasets). Ratios print in percent, HD in pixels.
+A dataset of your own is found under --data-root, and its patients in its dataset.json.
 
 EXAMPLES
   run_benchmark.py compare --dataset CT100
   run_benchmark.py compare --results demo-output/results --dataset synthetic --json
   run_benchmark.py compare --dataset P20 --metric nsd --policy strict --reference unet
   run_benchmark.py compare --dataset P20 --unit patient --metric hd
+  run_benchmark.py compare --dataset MyHospital --data-root /data/ct   # a dataset of your own
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import json
 import sys
 from typing import Any
 
-from ..cli import add_json, add_results
+from ..cli import add_data_root, add_json, add_results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .folds import add_split
 
     add_results(parser)
-    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110 or synthetic")
+    parser.add_argument("--dataset", required=True,
+                        help="CT100, P9, P20, P1110, synthetic, or a dataset of your own under --data-root")
+    add_data_root(parser)
     add_split(parser)
     parser.add_argument("--reference", default=None,
                         help="model the others are tested against (default: miniseg; else a model of the paper's "
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.results.is_dir():
         raise FileNotFoundError(f"results folder not found: {args.results}")
     result = compare(args.results, args.dataset, split=args.split, reference=args.reference, metric=args.metric,
-                     policy=args.policy, unit=args.unit, n_resamples=args.resamples, seed=args.seed).result
+                     policy=args.policy, unit=args.unit, n_resamples=args.resamples, seed=args.seed,
+                     data_root=args.data_root).result
     for line in result["warnings"]:
         print(f"warning: {line}", file=sys.stderr)
     if args.json:

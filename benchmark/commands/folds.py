@@ -9,7 +9,9 @@ patient id, so each slice is its own unit there.
 
 Splits: paper (default; the release's folds) and grouped (the paper's folds with every
 patient moved whole into the fold that held most of its slices; folds/<NAME>.grouped.json).
-`train --split grouped` and `evaluate --split grouped` use it.
+`train --split grouped` and `evaluate --split grouped` use it. A dataset of your own (laid out
+by `prepare --dataset NAME --source DIR`) has one split, patient-grouped when prepare drew it:
+<data root>/<NAME>/splits.json, with the patient of every slice in dataset.json beside it.
 
 With --check the exit status is 1 when a patient is found in more than one fold.
 
@@ -17,6 +19,7 @@ EXAMPLES
   run_benchmark.py folds --dataset P20 --check                   # reports radiopaedia_10_85902
   run_benchmark.py folds --dataset P20 --split grouped --check    # clean
   run_benchmark.py folds --dataset P1110 --json
+  run_benchmark.py folds --dataset MyHospital --check       # a dataset of your own (its splits.json)
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from ..cli import add_data_root, add_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110 or synthetic")
+    parser.add_argument("--dataset", required=True,
+                        help="CT100, P9, P20, P1110, synthetic, or a dataset of your own under --data-root")
     add_split(parser)
     parser.add_argument("--check", action="store_true",
                         help="list patients whose slices fall in more than one fold (exit 1 when there are any)")
@@ -76,10 +80,11 @@ def _leak_text(row: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from .._format import print_table
     from ..datasets import get_folds, get_spec, patient_map
+    from ..datasets.specs import builtin_name
 
-    spec = get_spec(args.dataset)
+    spec = get_spec(args.dataset, args.data_root)
     folds = get_folds(spec.name, args.data_root, split=args.split)
-    patients = patient_map(spec.name)
+    patients = patient_map(spec.name, args.data_root)
     rows = fold_rows(folds, patients)
     leaks = leak_rows(folds, patients)
     out = {"dataset": spec.name, "split": args.split, "unit": patients.unit, "folds": rows,
@@ -90,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 1 if args.check and leaks else 0
     n_patients = len({patients.patient_of(i) for f in folds for i in f})
-    print(f"{spec.name}, {args.split} split: {sum(r['slices'] for r in rows)} slices, {n_patients} "
+    split = f"{args.split} split" if builtin_name(spec.name) else "its own split (splits.json)"
+    print(f"{spec.name}, {split}: {sum(r['slices'] for r in rows)} slices, {n_patients} "
           f"{'patients' if patients.unit == 'patient' else 'units (slices carry no patient id)'} in {len(folds)} folds")
     print_table(rows, ["fold", "release_fold", "slices", "volumes", "patients"])
     print(f"patient map: {patients.path}\n  source: {patients.source}")

@@ -15,6 +15,8 @@ eval/<dataset>/<label>.json, profile/<device>/<model>.json) and writes into --ou
   index.html                   all of the above on one static page (no external resources)
 A row without results is shown as missing (—), never as zero. The output is deterministic:
 the committed reports/ equals what this command makes from the committed results/.
+A dataset of your own gets its Table 5 block without the paper's columns; its statistics
+(CIs over its patients, significance) need its dataset.json, found under --data-root.
 
 EXAMPLES
   run_benchmark.py report
@@ -27,19 +29,20 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import add_json, add_results
+from ..cli import add_data_root, add_json, add_results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_results(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
+    add_data_root(parser)
     add_json(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..reporting import write_report
 
-    report = write_report(args.results, args.out)
+    report = write_report(args.results, args.out, args.data_root)
     if args.json:
         print(json.dumps({"index": str(report.index), "files": [str(p) for p in report.files]}, indent=2))
         return 0

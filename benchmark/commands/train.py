@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     options = TrainOptions(device=args.device, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, progress=not args.no_progress,
                            checkpoint_every_s=args.checkpoint_every)
-    jobs = plan_jobs(models, expand_datasets(args.datasets), parse_folds(args.folds),
+    jobs = plan_jobs(models, expand_datasets(args.datasets, args.data_root), parse_folds(args.folds),
                      protocol, options, args.data_root, args.results, args.split)
     if args.dry_run:
         _print_rows([_plan_row(job, s.status, s.detail, args.json) for job, s in iter_states(jobs)], args.json)

@@ -7,6 +7,7 @@ Splits: `paper` (the default, what the paper trained on) and `grouped` (`folds/<
 the paper's folds with every patient moved whole into the fold that held most of its slices,
 so no patient is in a test fold and its training set at once). Which slices belong to one
 patient is in `folds/<NAME>.patients.json` (the rule, the exceptions and their source).
+A dataset of your own has one split, patient-grouped: the `splits.json` prepare drew for it (`user_folds`).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import BadValue
 from .layout import DATALIST_DIR, IMAGE_DIR, dataset_path
-from .specs import DatasetSpec, get_spec
+from .specs import DatasetSpec, builtin_name, get_spec
+from .user import SPLITS_FILE, SlicePatients, get_user_dataset, read_split_file
 
 N_FOLDS = 5
 FOLD_SCHEMA = "miniseg-bench/folds/1"
@@ -105,9 +108,17 @@ class PatientMap:
         return next((p for p, volumes in self.same_patient.items() if volume in volumes), volume)
 
 
+def patient_map(name: str, data_root: str | Path | None = None) -> PatientMap:
+    """Which patient each slice belongs to: a built-in's committed map, or (with `data_root`) the patients a
+    dataset of your own records in its dataset.json (`user.SlicePatients`, the same interface)."""
+    if data_root is not None and builtin_name(name) is None:
+        return get_user_dataset(str(name).strip(), data_root).patients
+    return _committed_patient_map(name)
+
+
 @lru_cache(maxsize=None)
-def patient_map(name: str) -> PatientMap:
-    """The committed patient map folds/<NAME>.patients.json of a dataset (read once)."""
+def _committed_patient_map(name: str) -> PatientMap:
+    """The committed patient map folds/<NAME>.patients.json of a built-in dataset (read once)."""
     spec = get_spec(name)
     resource = folds_resource(patients_file_name(spec))
     try:
@@ -163,13 +174,56 @@ def get_folds(name: str, data_root: str | Path | None = None, split: str = DEFAU
 
     split "paper": the committed paper folds, or a dataList/ under the root where one exists;
     split "grouped": the committed patient-grouped folds (a dataList/ does not apply to them).
+    A dataset of your own (found through `data_root`) has one split: its splits.json.
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_root)
+    if builtin_name(spec.name) is None:  # a dataset of your own: its splits.json
+        return user_folds(spec.name, data_root, check_split(split))
     if check_split(split) == DEFAULT_SPLIT and data_root is not None:
         list_dir = dataset_path(spec, data_root) / DATALIST_DIR
         if list_dir.is_dir():
             return _datalist_folds(list_dir, Path(data_root))
     return [list(fold) for fold in _committed_folds(spec.name, split)]
+
+
+def split_problems(folds: list[list[str]], patients: SlicePatients) -> list[str]:
+    """What is wrong with a split of a dataset of your own: fold count, unknown, repeated or missing slices,
+    a patient in more than one fold."""
+    problems = []
+    if len(folds) != N_FOLDS:
+        problems.append(f"{len(folds)} folds, expected {N_FOLDS}")
+    seen: dict[str, int] = {}
+    for k, fold in enumerate(folds):
+        for slice_id in fold:
+            if slice_id not in patients.patients:
+                problems.append(f"fold {k} has slice {slice_id!r}, which the dataset does not have")
+            elif slice_id in seen:
+                problems.append(f"slice {slice_id!r} is in fold {seen[slice_id]} and fold {k}")
+            seen.setdefault(slice_id, k)
+    missing = sorted(set(patients.patients) - set(seen))
+    if missing:
+        problems.append(f"{len(missing)} slice(s) in no fold, first {missing[0]!r}")
+    fold_of_patient: dict[str, int] = {}
+    for slice_id, k in seen.items():
+        patient = patients.patients.get(slice_id)
+        if patient is not None and fold_of_patient.setdefault(patient, k) != k:
+            problems.append(f"patient {patient!r} is in fold {fold_of_patient[patient]} and fold {k}")
+            break
+    return problems
+
+
+def user_folds(name: str, data_root: str | Path, split: str) -> list[list[str]]:
+    """The 5 folds of a dataset of your own, from its splits.json (written once by prepare, never redrawn here),
+    checked against the dataset's slices and patients."""
+    dataset = get_user_dataset(name, data_root)
+    if split != DEFAULT_SPLIT:
+        raise BadValue(f"{name}: --split {split} is for the built-in datasets; a dataset of your own has one split, "
+                       f"patient-grouped already ({dataset.folder / SPLITS_FILE}): leave --split out")
+    path, folds = read_split_file(dataset)
+    problems = split_problems(folds, dataset.patients)
+    if problems:
+        raise BadValue(f"{path}: {problems[0]}; re-run prepare --force --resplit to draw a new split")
+    return folds
 
 
 def train_ids(folds: list[list[str]], fold: int) -> list[str]:

@@ -32,8 +32,8 @@ class SliceSet:
 
 
 def dataset_dir(name: str, data_root: str | Path) -> Path:
-    """`<root>/COVID-19-<NAME>` (synthetic: `<root>/synthetic`, generated on first use)."""
-    spec = get_spec(name)
+    """`<root>/COVID-19-<NAME>` (synthetic: `<root>/synthetic`, generated on first use; yours: `<root>/<NAME>`)."""
+    spec = get_spec(name, data_root)
     if spec.name == "synthetic":
         from .synthetic import ensure_synthetic
 
@@ -52,7 +52,7 @@ def _require_dir(path: Path, spec: DatasetSpec) -> Path:
 
 def list_slice_ids(name: str, data_root: str | Path, masks_only: bool = False) -> list[str]:
     """Sorted ids of every slice on disk (from tr_mask/ when `masks_only`, else tr_im/)."""
-    spec = get_spec(name)
+    spec = get_spec(name, data_root)
     folder = _require_dir(dataset_dir(name, data_root), spec)
     sub = _require_dir(folder / (MASK_DIR if masks_only else IMAGE_DIR), spec)
     stems = sorted(p.stem for p in sub.glob(f"*{PNG}"))
@@ -79,6 +79,16 @@ def _decode_image(path: Path) -> np.ndarray:
     if image.mode != "L":
         image = image.convert("L")
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+def read_image_png(path: Path) -> np.ndarray:
+    """An 8-bit grayscale slice PNG as uint8 (H,W), checked as the loader checks it; errors name the file."""
+    return _decode_image(path)
+
+
+def read_png(path: Path) -> Image.Image:
+    """A PNG fully decoded; a missing or unreadable file is an error naming it."""
+    return _open_png(path)
 
 
 def _decode_mask(path: Path) -> np.ndarray:
@@ -126,6 +136,11 @@ def _resize(array: np.ndarray, size: int, nearest: bool) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 slice at size x size, resized as `load_dataset(size=...)` resizes training and test slices."""
+    return _resize(image, size, nearest=False)
+
+
 def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarray:
     """Stack equally sized slices; mixed sizes raise an InputMismatch (a ValueError) naming two differing files."""
     shapes = {a.shape for a in arrays}
@@ -151,7 +166,7 @@ def load_on_truth_grid(name: str, data_root: str | Path, ids: Sequence[str], mas
     """Slices on their ground truth's own grid, the one every score is computed on (training's test fold and
     `evaluate` alike): as stored, except that slices of mixed sizes are brought to the spec's `resize_px` where the
     spec says they need it (P9, P20); elsewhere mixed sizes are an error naming two of the files."""
-    return load_dataset(name, data_root, ids=ids, masks_only=masks_only, mixed_to=get_spec(name).resize_px)
+    return load_dataset(name, data_root, ids=ids, masks_only=masks_only, mixed_to=get_spec(name, data_root).resize_px)
 
 
 def load_dataset(
@@ -168,7 +183,7 @@ def load_dataset(
     in several sizes, bring them to that side (a spec's `resize_px`); otherwise mixed sizes are an error.
     Each image is checked against its mask (size), each mask's label set (0 and one foreground value).
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_root)
     folder = _require_dir(dataset_dir(name, data_root), spec)
     _require_dir(folder / MASK_DIR, spec)
     if not masks_only:

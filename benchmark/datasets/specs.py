@@ -2,14 +2,18 @@
 
 Facts from the MiniSeg paper (Table 1) and the authors' released prediction maps
 (../shared/paper/PROTOCOL.md). The fold files in `folds/` are the ground truth for
-membership; the counts here let `prepare` and the tests check what arrived.
+membership; the counts here let `prepare` and the tests check what arrived. A dataset of your own
+is described by its `<data root>/<NAME>/dataset.json` (user.py); `get_spec` finds it through the data root.
 """
 from __future__ import annotations
 
 import difflib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
+
+from .user import DATASET_FILE, NAME_PATTERN, UserDataset, find_user_dataset
 
 DATASET_NAMES = ("CT100", "P9", "P20", "P1110", "synthetic")
 
@@ -163,14 +167,36 @@ SPECS: dict[str, DatasetSpec] = {
 _ALIASES = {name.lower(): name for name in SPECS} | {spec.folder.lower(): name for name, spec in SPECS.items()}
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The spec of `name` ("CT100" or "COVID-19-CT100", any case); unknown names raise KeyError."""
-    key = _ALIASES.get(str(name).strip().lower())
-    if key is None:
-        close = difflib.get_close_matches(str(name), list(DATASET_NAMES), n=3, cutoff=0.3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise KeyError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASET_NAMES)}")
-    return SPECS[key]
+def builtin_name(name: str) -> str | None:
+    """The built-in dataset `name` stands for ("ct100", "COVID-19-CT100" -> "CT100"), or None."""
+    return _ALIASES.get(str(name).strip().lower())
+
+
+def get_spec(name: str, data_root: str | Path | None = None) -> DatasetSpec:
+    """The spec of `name`: a built-in ("CT100" or "COVID-19-CT100", any case), else, with `data_root`, a dataset
+    of your own laid out by `prepare` as `<data_root>/<name>/dataset.json`; unknown names raise KeyError."""
+    key = builtin_name(name)
+    if key is not None:
+        return SPECS[key]
+    if data_root is not None:
+        found = find_user_dataset(str(name).strip(), data_root)
+        if found is not None:
+            return user_spec(found)
+    close = difflib.get_close_matches(str(name), list(DATASET_NAMES), n=3, cutoff=0.3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    own = "" if data_root is None else (f", or a dataset of your own laid out by prepare "
+                                        f"(no {Path(data_root) / str(name).strip() / DATASET_FILE})")
+    raise KeyError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASET_NAMES)}{own}")
+
+
+def user_spec(dataset: UserDataset) -> DatasetSpec:
+    """The DatasetSpec of a dataset of your own, from what its dataset.json says."""
+    return DatasetSpec(
+        name=dataset.name, folder=dataset.name, title=dataset.title, source=dataset.source, source_url="",
+        licence=dataset.licence, n_slices=dataset.n_slices, fold_sizes=dataset.fold_sizes,
+        n_patients=dataset.n_patients, id_regex=NAME_PATTERN, infected_only=dataset.drops_empty,
+        raw_layout=dataset.layout,
+    )
 
 
 def spec_for_ids(ids: Sequence[str]) -> DatasetSpec | None:

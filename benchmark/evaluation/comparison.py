@@ -125,11 +125,13 @@ def _eval_cases(json_path: Path) -> ModelCases | None:
     return ModelCases(label, "eval", frame, tuple(sorted(set(frame["fold"]))), paper_label_for(label))
 
 
-def load_cases(results_dir: str | Path, dataset: str, split: str = "paper") -> list[ModelCases]:
-    """Every model and evaluation with per-slice results for `dataset` under `split`, by name (runs first)."""
+def load_cases(results_dir: str | Path, dataset: str, split: str = "paper",
+               data_root: str | Path | None = None) -> list[ModelCases]:
+    """Every model and evaluation with per-slice results for `dataset` under `split`, by name (runs first);
+    `data_root` finds a dataset of your own."""
     from ..datasets import get_spec
 
-    results_dir, dataset = Path(results_dir), get_spec(dataset).name
+    results_dir, dataset = Path(results_dir), get_spec(dataset, data_root).name
     found: list[ModelCases] = []
     for folder in _dataset_dirs(results_dir / RUNS_DIR, dataset, split):
         found += [c for c in map(_run_cases, sorted(p for p in folder.glob("*") if p.is_dir())) if c]
@@ -204,31 +206,33 @@ def _common_slices(models: list[ModelCases], reference: str | None) -> tuple[lis
 
 # --- per-case values -------------------------------------------------------------------------------
 
-def patient_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def patient_table(frame: pd.DataFrame, dataset: str, data_root: str | Path | None = None) -> pd.DataFrame:
     """Per-patient 3-D metrics of one model: volumes from the slice ids, a patient's values the mean of its volumes."""
     from ..datasets import patient_map
 
-    pmap = patient_map(dataset)
+    pmap = patient_map(dataset, data_root)
     volumes = volume_metrics(frame.assign(volume=[pmap.volume_of(i) for i in frame["id"]]))
     volumes["patient"] = [pmap.patient_of_volume(v) for v in volumes["volume"]]
     return volumes.groupby("patient", sort=True)[list(PATIENT_METRICS)].mean()
 
 
-def _case_matrix(models: list[ModelCases], column: str, unit: str, dataset: str) -> tuple[list[str], np.ndarray]:
+def _case_matrix(models: list[ModelCases], column: str, unit: str, dataset: str,
+                 data_root: str | Path | None = None) -> tuple[list[str], np.ndarray]:
     """Case ids (sorted) and the (n_cases, n_models) value matrix, as fractions / px."""
     if unit == "patient":
-        series = [patient_table(m.frame, dataset)[column] for m in models]
+        series = [patient_table(m.frame, dataset, data_root)[column] for m in models]
     else:
         series = [m.frame.set_index("id")[column].astype(float) for m in models]
     ids = sorted(series[0].index)
     return ids, np.column_stack([s.reindex(ids).to_numpy(dtype=np.float64) for s in series])
 
 
-def _clusters(ids: Sequence[str], unit: str, dataset: str) -> tuple[list[str], str]:
+def _clusters(ids: Sequence[str], unit: str, dataset: str,
+              data_root: str | Path | None = None) -> tuple[list[str], str]:
     """What the bootstrap resamples: patients where slices carry one, else the cases themselves."""
     from ..datasets import patient_map
 
-    pmap = patient_map(dataset)
+    pmap = patient_map(dataset, data_root)
     if unit == "patient" or pmap.unit == "slice":
         return list(ids), "patients" if unit == "patient" else "slices"
     return [pmap.patient_of(i) for i in ids], "patients"
@@ -315,18 +319,21 @@ def compare(
     unit: str = "slice",
     n_resamples: int = stats.N_RESAMPLES,
     seed: int = stats.SEED,
+    data_root: str | Path | None = None,
 ) -> Comparison:
-    """Compare every complete model on a dataset; problems with the data are reported in the result, not raised."""
+    """Compare every complete model on a dataset; problems with the data are reported in the result, not raised.
+
+    `data_root` finds a dataset of your own (its patients come from its dataset.json)."""
     from ..datasets import get_spec
 
-    dataset = get_spec(dataset).name
+    dataset = get_spec(dataset, data_root).name
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}; known: {', '.join(UNITS)}")
     policy = "strict" if unit == "patient" else policy
     column = _value_column(metric, policy, unit)
-    if unit == "patient" and _no_volumes(dataset):
+    if unit == "patient" and _no_volumes(dataset, data_root):
         raise ValueError(f"{dataset}: slice ids carry no volume, so there are no per-patient metrics")
-    found = load_cases(results_dir, dataset, split)
+    found = load_cases(results_dir, dataset, split, data_root)
     usable, excluded = _usable(found, column, unit)
     paper_names = {m.name: m.paper_name for m in found}
     ref = choose_reference([m.name for m in usable], paper_names, reference)
@@ -347,8 +354,8 @@ def compare(
     if not names:
         result["message"] = f"{dataset}: no model has complete per-slice results (all {N_FOLDS} folds)"
         return Comparison(result)
-    ids, matrix = _case_matrix(usable, column, unit, dataset)
-    clusters, resampled = _clusters(ids, unit, dataset)
+    ids, matrix = _case_matrix(usable, column, unit, dataset, data_root)
+    clusters, resampled = _clusters(ids, unit, dataset, data_root)
     resampler = stats.Resampler.draw(clusters, n_resamples, seed)
     scale = percent_scale(metric)
     result.update({"n_cases": len(ids), "n_clusters": resampler.n_clusters, "resampled": resampled,
@@ -374,7 +381,7 @@ def compare(
     return Comparison(result, names, stability, nemenyi)
 
 
-def _no_volumes(dataset: str) -> bool:
+def _no_volumes(dataset: str, data_root: str | Path | None = None) -> bool:
     from ..datasets import patient_map
 
-    return patient_map(dataset).volume_regex is None
+    return patient_map(dataset, data_root).volume_regex is None

@@ -164,14 +164,14 @@ def _mask_file_of(dataset: str, data_root: Path) -> Callable[[str], Path]:
     from ..datasets import get_spec
     from ..datasets.layout import dataset_path, mask_path
 
-    spec = get_spec(dataset)
+    spec = get_spec(dataset, data_root)
     return lambda slice_id: mask_path(spec, dataset_path(spec, data_root), slice_id)
 
 
-def _canonical(dataset: str) -> str:
+def _canonical(dataset: str, data_root: Path | None = None) -> str:
     from ..datasets import get_spec
 
-    return get_spec(dataset).name
+    return get_spec(dataset, data_root).name
 
 
 def evaluate_maps(
@@ -196,7 +196,7 @@ def evaluate_maps(
         gt = load_on_truth_grid(dataset, data_root, ids, masks_only=True).masks
         maps = read_fold_maps(maps_dir, k, folds, gt.shape[1:], _mask_file_of(dataset, data_root))
         per_fold.append((list(ids), maps, gt))
-    return _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
+    return _collect(_canonical(dataset, data_root), per_fold, split, nsd_tolerance)
 
 
 def fold_weight_paths(pattern: str, n_folds: int) -> list[Path]:
@@ -301,7 +301,7 @@ def evaluate_weights(
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
         per_fold.append((list(ids), pred, data.masks[test]))
-    evaluation = _collect(_canonical(dataset), per_fold, split, nsd_tolerance)
+    evaluation = _collect(_canonical(dataset, data_root), per_fold, split, nsd_tolerance)
     evaluation.normalization = used
     return evaluation
 

@@ -38,14 +38,15 @@ def _remove_stale(out_dir: Path, written: set[Path]) -> None:
                 path.unlink()
 
 
-def write_report(results_dir: str | Path, out_dir: str | Path) -> Report:
-    """Read every record under `results_dir` and (re)write tables/, figures/ and index.html in `out_dir`."""
+def write_report(results_dir: str | Path, out_dir: str | Path, data_root: str | Path | None = None) -> Report:
+    """Read every record under `results_dir` and (re)write tables/, figures/ and index.html in `out_dir`
+    (`data_root`: where datasets of your own are, for their patients in the statistics)."""
     from .deployment import load_deployment
     from .significance import all_stats
 
     results = load_results(results_dir)
-    results = dataclasses.replace(results, significance=all_stats(results_dir, sorted({e.dataset for e in
-                                                                                        results.entries})),
+    keys = sorted({e.dataset for e in results.entries})
+    results = dataclasses.replace(results, significance=all_stats(results_dir, keys, data_root),
                                   deployment=load_deployment(results_dir))
     out_dir = Path(out_dir)
     written: list[Path] = []

@@ -65,25 +65,28 @@ def entry_intervals(model: ModelCases, clusters_of, n_resamples: int = stats.N_R
     return out
 
 
-def dataset_stats(results_dir: str | Path, dataset_key: str) -> DatasetStats | None:
-    """Statistics of one dataset key, or None where no entry has per-slice results."""
+def dataset_stats(results_dir: str | Path, dataset_key: str,
+                  data_root: str | Path | None = None) -> DatasetStats | None:
+    """Statistics of one dataset key, or None where no entry has per-slice results (or a dataset of your own
+    is not found under `data_root`: its patients are in its dataset.json)."""
     from ..datasets import get_spec, patient_map
     from ..records import parse_results_key
 
     name, split = parse_results_key(dataset_key)
     try:
-        name = get_spec(name).name
+        name = get_spec(name, data_root).name
     except KeyError:
         return None
-    cases = load_cases(results_dir, name, split)
+    cases = load_cases(results_dir, name, split, data_root)
     if not cases:
         return None
-    pmap = patient_map(name)
+    pmap = patient_map(name, data_root)
     intervals = {c.name: entry_intervals(c, pmap.patient_of) for c in cases}  # names = the report's labels
-    return DatasetStats(dataset_key, compare(results_dir, name, split=split), intervals)
+    return DatasetStats(dataset_key, compare(results_dir, name, split=split, data_root=data_root), intervals)
 
 
-def all_stats(results_dir: str | Path, dataset_keys: list[str]) -> dict[str, DatasetStats]:
+def all_stats(results_dir: str | Path, dataset_keys: list[str],
+              data_root: str | Path | None = None) -> dict[str, DatasetStats]:
     """Statistics of every dataset key that has per-slice results."""
-    found = {key: dataset_stats(results_dir, key) for key in dataset_keys}
+    found = {key: dataset_stats(results_dir, key, data_root) for key in dataset_keys}
     return {key: value for key, value in found.items() if value is not None}

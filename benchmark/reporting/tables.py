@@ -130,7 +130,23 @@ def accuracy_table(dataset: str, results: Results) -> tuple[Table, list[dict[str
     notes += _significance_notes(stats_here)
     title = f"Table 5, {dataset}: paper policy, mean [95% CI] over folds"
     ours = [entry is not None for _, entry in pairs]
-    return Table(dataset, title, headers, [False] * 4 + [True] * 15 + [False], rows, notes, ours), records
+    table = Table(dataset, title, headers, [False] * 4 + [True] * 15 + [False], rows, notes, ours)
+    return (table if _builtin_dataset(dataset) else without_paper_columns(table)), records
+
+
+def _builtin_dataset(dataset_key: str) -> bool:
+    """True for the built-in datasets (their Table 5 blocks keep the paper's columns, even empty)."""
+    from ..datasets.specs import builtin_name
+    from ..records import parse_results_key
+
+    return builtin_name(parse_results_key(dataset_key)[0]) is not None
+
+
+def without_paper_columns(table: Table) -> Table:
+    """The table without its paper-value and difference columns (a dataset of your own: the paper has none)."""
+    keep = [j for j, h in enumerate(table.headers) if not h.endswith((" paper", " Δ"))]
+    return Table(table.key, table.title, [table.headers[j] for j in keep], [table.numeric[j] for j in keep],
+                 [[row[j] for j in keep] for row in table.rows], table.notes, table.ours)
 
 
 def _significance_notes(stats_here: Any) -> list[str]:

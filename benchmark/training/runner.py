@@ -113,13 +113,13 @@ def expand_models(spec: str) -> list[str]:
     return names
 
 
-def expand_datasets(spec: str) -> list[str]:
-    """Comma-separated dataset names (any accepted alias) -> canonical names."""
+def expand_datasets(spec: str, data_root: str | Path | None = None) -> list[str]:
+    """Comma-separated dataset names (any accepted alias; yours: found under `data_root`) -> canonical names."""
     from ..datasets import get_spec
 
     names: list[str] = []
     for item in (p.strip() for p in spec.split(",") if p.strip()):
-        name = get_spec(item).name
+        name = get_spec(item, data_root).name
         if name not in names:
             names.append(name)
     if not names:
