@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 COMMANDS = ("list", "download", "prepare", "train", "weights", "evaluate", "compare", "folds", "profile", "export",
-            "report", "demo")
+            "report", "predict", "demo")
 
 EXIT_CODES = """exit codes:
   0    done
