@@ -94,9 +94,11 @@ def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _print_text(result: dict[str, Any]) -> None:
     from .._format import print_table
+    from ..datasets.specs import builtin_name
 
     units = "%" if result["metric"] in ("dsc", "sen", "spc", "iou", "precision", "nsd") else "px"
-    print(f"{result['dataset']} ({result['split']} split) · {result['metric']} ({units}) · policy {result['policy']} "
+    split = f"{result['split']} split" if builtin_name(result["dataset"]) else "its own split"
+    print(f"{result['dataset']} ({split}) · {result['metric']} ({units}) · policy {result['policy']} "
           f"· unit {result['unit']} · {result.get('n_cases', 0)} cases, bootstrap over "
           f"{result.get('n_clusters', 0)} {result.get('resampled', 'cases')} x {result['n_resamples']}")
     if result["models"]:
