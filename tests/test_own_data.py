@@ -200,6 +200,23 @@ def test_a_mask_volume_with_another_affine_is_named(tmp_path, capsys):
     assert f"error: {mask}: its affine" in capsys.readouterr().err
 
 
+def test_help_explains_the_layouts_and_predict(capsys):
+    for argv in (["prepare", "--help"], ["predict", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "SOURCE/images/<id>.png" in text and "<case>_<z:04d>" in text and "splits.json" in text
+    assert "--resplit" in text and "fewer than 5 patients is refused" in text.lower()
+    assert "a NIfTI mask (0/1, uint8) with the input's shape, affine and header" in text and "--dataset NAME --fold K" in text
+
+
+def test_compare_without_the_data_root_says_where_it_looked(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    assert main(["compare", "--dataset", "Mine", "--results", str(tmp_path / "results"),
+                 "--data-root", str(tmp_path / "elsewhere")]) == 1
+    assert f"no {tmp_path / 'elsewhere' / 'Mine' / 'dataset.json'}" in capsys.readouterr().err
+
+
 # --- predict -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
