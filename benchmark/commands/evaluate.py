@@ -84,7 +84,9 @@ STRICT_COLUMNS = PAPER_METRICS + ("hd95", "dsc_pooled", "iou", "precision", "nsd
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110 or synthetic")
+    parser.add_argument("--dataset", required=True,
+                        help="CT100, P9, P20, P1110, synthetic, or a dataset of your own under --data-root (scored "
+                        "on its own slice size)")
     add_data_root(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--maps", metavar="DIR", help="precomputed maps: DIR/CrossVal{1..5}/<slice id>.png")

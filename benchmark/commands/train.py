@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", required=True, help="model names or fnmatch patterns, comma-separated ('smp-*')")
-    parser.add_argument("--datasets", required=True, help="CT100, P9, P20, P1110, synthetic; comma-separated")
+    parser.add_argument("--datasets", required=True,
+                        help="CT100, P9, P20, P1110, synthetic, or datasets of your own under --data-root (laid out "
+                        "by prepare); comma-separated")
     parser.add_argument("--folds", default="0-4", help="test folds 0..4: '0-4', '0,2' (default: 0-4)")
     parser.add_argument("--protocol", default="paper",
                         help="preset: paper (default; each paper row as its authors trained it), uniform (MiniSeg's "
