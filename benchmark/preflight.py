@@ -271,7 +271,7 @@ def _model_problems(model: str) -> list[str]:
 
 
 def _weights_file_problems(pattern: str) -> list[str]:
-    """A --weights pattern without {fold}, or folds whose weights file is missing."""
+    """A --weights pattern without {fold} or {fold0}, or folds whose weights file is missing."""
     from .datasets.folds import N_FOLDS
     from .evaluation.evaluate import fold_weight_paths
 

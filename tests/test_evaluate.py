@@ -226,6 +226,21 @@ def test_auto_normalisation_follows_each_models_paper_recipe():
     assert normalization.checkpoint_statistics(normalization.checkpoint_fields(*imagenet)) == imagenet
 
 
+def test_fold0_placeholder_counts_folds_as_our_run_folders_do(tmp_path):
+    """`{fold0}` is 0..4 (runs/<dataset>/<model>/fold0..fold4/last.pt), `{fold}` 1..5 (the release's CrossVal):
+    the same run folders are found, in fold order, only through `{fold0}`."""
+    for k in range(5):
+        (tmp_path / f"fold{k}").mkdir()
+        (tmp_path / f"fold{k}" / "last.pt").write_bytes(b"")
+    paths = evaluate.fold_weight_paths(str(tmp_path / "fold{fold0}" / "last.pt"), 5)
+    assert paths == [tmp_path / f"fold{k}" / "last.pt" for k in range(5)]
+    with pytest.raises(FileNotFoundError, match=r"fold5[/\\]last\.pt") as found:
+        evaluate.fold_weight_paths(str(tmp_path / "fold{fold}" / "last.pt"), 5)
+    assert "fold4" not in str(found.value)  # fold1..fold4 exist: only fold5 is missing under 1..5
+    with pytest.raises(ValueError, match=r"\{fold\}.*\{fold0\}"):
+        evaluate.fold_weight_paths(str(tmp_path / "fold" / "last.pt"), 5)
+
+
 def test_weights_errors_name_the_file(synth_root, tmp_path):
     with pytest.raises(ValueError, match=r"\{fold\}"):
         evaluate.fold_weight_paths(str(tmp_path / "w.pth"), 5)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -294,6 +295,19 @@ def test_own_dataset_end_to_end(png_source, tmp_path, one_thread, capsys):
     assert " paper |" not in header and "Δ" not in header and "| 5/5 |" in block
     assert "| mIoU paper |" in table[table.index("## Table 5, CT100"):]  # the built-in blocks keep the paper's columns
     assert (reports / "stats" / "compare_Clinic.json").is_file()
+    # evaluate finds the five runs' last.pt through {fold0} (fold0..fold4) and scores them as training did
+    runs = results / "runs" / "Clinic" / "miniseg"
+    assert main(["evaluate", "--dataset", "Clinic", "--data-root", str(root), "--results", str(results), "--model",
+                 "miniseg", "--weights", str(runs / "fold{fold0}" / "last.pt"), "--label", "ours", "--precision",
+                 "float32", "--device", "cpu", "--json"]) == 0
+    capsys.readouterr()
+    record = json.loads((results / "eval" / "Clinic" / "ours.json").read_text())
+    assert record["source"]["normalization"] == ["fold"] * 5  # the statistics each last.pt records
+    scored = pd.read_csv(results / "eval" / "Clinic" / "ours.csv").set_index("id")
+    trained = pd.concat(pd.read_csv(runs / f"fold{k}" / "per_slice.csv") for k in range(5)).set_index("id")
+    assert sorted(scored.index) == sorted(trained.index) and len(scored) == 18
+    counts = ["tp", "fp", "fn", "tn"]  # the same pixels predicted, slice by slice
+    assert np.array_equal(scored.loc[trained.index, counts].to_numpy(), trained[counts].to_numpy())
     # the trained model segments new slices, with the statistics and size it was trained with
     masks = tmp_path / "masks"
     assert main(["predict", "--weights", str(results / "runs" / "Clinic" / "miniseg" / "fold0" / "last.pt"),

@@ -3,8 +3,10 @@
 Sources (one of):
   --maps DIR                 maps laid out as DIR/CrossVal{1..5}/<slice id>.png (the authors'
                              SegMaps layout; 0/255 PNGs the size of the masks, any value > 0 is infection)
-  --model NAME --weights P   run model NAME with fold k's weights (P with {fold} = 1..5) on fold k's
-                             test slices, normalised as the weights were trained (--normalization:
+  --model NAME --weights P   run model NAME with fold k's weights on fold k's test slices; in P,
+                             {fold} stands for 1..5 (the release's CrossVal numbering) and {fold0}
+                             for 0..4 (our run folders: runs/<DATASET>/<MODEL>/fold{fold0}/last.pt);
+                             normalised as the weights were trained (--normalization:
                              by default what a checkpoint of our `train` records, else the model's
                              `paper` recipe: ImageNet statistics for the rows trained from ImageNet
                              weights, else fold k's training slices' statistics);
@@ -57,6 +59,9 @@ EXAMPLES
   run_benchmark.py evaluate --dataset CT100 --data-root ../shared/data --model miniseg \\
       --weights '../shared/data/miniseg-release/Pretrained/COVID-19-CT100/MiniSeg_CrossVal{fold}.pth' \\
       --save-maps /tmp/ct100-maps --label miniseg-release-weights
+  # the five last.pt of our own `train` runs (fold0..fold4: {fold0} counts from 0)
+  run_benchmark.py evaluate --dataset CT100 --model miniseg \\
+      --weights 'results/runs/CT100/miniseg/fold{fold0}/last.pt' --label miniseg-ours
   # strict policy, machine-readable
   run_benchmark.py evaluate --dataset P1110 --maps DIR --policy strict --json
   # the released weights through OpenVINO in bf16 (label miniseg-openvino-bf16)
@@ -92,7 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--maps", metavar="DIR", help="precomputed maps: DIR/CrossVal{1..5}/<slice id>.png")
     source.add_argument("--model", metavar="NAME", help="registered model to run (needs --weights)")
     parser.add_argument(
-        "--weights", metavar="PATTERN", help="per-fold weights file, {fold} = 1..5 (e.g. 'MiniSeg_CrossVal{fold}.pth')"
+        "--weights", metavar="PATTERN",
+        help="per-fold weights file: {fold} = 1..5, the release's numbering (e.g. 'MiniSeg_CrossVal{fold}.pth'), or "
+        "{fold0} = 0..4, our run folders' (e.g. 'results/runs/CT100/miniseg/fold{fold0}/last.pt')",
     )
     parser.add_argument("--save-maps", metavar="DIR", help="with --model: write predictions as DIR/CrossVal{k}/<id>.png")
     parser.add_argument("--policy", choices=POLICIES, default="paper", help="policy to print (both are stored)")
@@ -127,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_arguments(args: argparse.Namespace) -> None:
     """Options that only make sense together."""
     if args.model and not args.weights:
-        raise ValueError("--model needs --weights PATTERN (with {fold} standing for 1..5)")
+        raise ValueError("--model needs --weights PATTERN (with {fold} standing for 1..5, or {fold0} for 0..4)")
     if args.maps and (args.weights or args.save_maps):
         raise ValueError("--weights and --save-maps go with --model, not with --maps")
     if args.batch_size < 1:

@@ -27,7 +27,8 @@ from ..normalization import CHOICES, for_weights
 from ..records import EVAL_SCHEMA, eval_csv_name, eval_dir
 
 FOLD_DIR = "CrossVal{fold}"
-FOLD_PLACEHOLDER = "{fold}"
+FOLD_PLACEHOLDER = "{fold}"  # 1..5: the release's numbering (MiniSeg_CrossVal{fold}.pth = test fold CrossVal{fold})
+FOLD0_PLACEHOLDER = "{fold0}"  # 0..4: our run folders' numbering (runs/<dataset>/<model>/fold{fold0}/last.pt)
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -200,10 +201,14 @@ def evaluate_maps(
 
 
 def fold_weight_paths(pattern: str, n_folds: int) -> list[Path]:
-    """The weights file of each fold: `{fold}` in `pattern` stands for 1..n_folds; all must exist."""
-    if FOLD_PLACEHOLDER not in pattern:
-        raise ValueError(f"--weights {pattern!r} must contain {FOLD_PLACEHOLDER} (it stands for the fold, 1..{n_folds})")
-    paths = [Path(pattern.replace(FOLD_PLACEHOLDER, str(k))) for k in range(1, n_folds + 1)]
+    """The weights file of each fold, in fold order; all must exist. In `pattern`, `{fold}` stands for 1..n_folds
+    (the release's CrossVal numbering) and `{fold0}` for 0..n_folds-1 (our run folders, fold0..fold4)."""
+    if FOLD_PLACEHOLDER not in pattern and FOLD0_PLACEHOLDER not in pattern:
+        raise ValueError(f"--weights {pattern!r} must contain {FOLD_PLACEHOLDER} (it stands for the fold, "
+                         f"1..{n_folds}) or {FOLD0_PLACEHOLDER} (0..{n_folds - 1}, as our run folders "
+                         "runs/<dataset>/<model>/fold<k>/ count)")
+    paths = [Path(pattern.replace(FOLD_PLACEHOLDER, str(k + 1)).replace(FOLD0_PLACEHOLDER, str(k)))
+             for k in range(n_folds)]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"weights file(s) not found: {', '.join(missing)}")
