@@ -261,6 +261,49 @@ def test_predict_on_a_nifti_volume_keeps_its_shape_affine_and_header(released_st
     assert main([*argv, "--mean", "0.3", "--std", "0.2"]) == 1 and "already exists" in capsys.readouterr().err
 
 
+GREY_PLUGIN = '''
+from torch import nn
+from models import register_model
+
+@register_model("owndata-test-grey", family="test")
+def grey(num_classes=2, in_channels=3):
+    return nn.Conv2d(in_channels, num_classes, 1)
+'''
+
+
+def test_predict_backend_runs_one_exported_graph_per_slice_size(tmp_path, capsys, one_thread):
+    """A 1x1 conv whose foreground logit is the normalised grey predicts 'grey/255 > mean': through ONNX Runtime,
+    on slices of two sizes (two graphs, each exported at its size), the masks are exactly that."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    plugin, weights, slices = tmp_path / "grey_models.py", tmp_path / "grey.pth", tmp_path / "slices"
+    plugin.write_text(GREY_PLUGIN)
+    conv = torch.nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        conv.weight[1, 0] = 1.0
+    torch.save(conv.state_dict(), weights)
+    rng = np.random.default_rng(3)
+    slices.mkdir()
+    for name, side in (("a", 32), ("b", 48), ("c", 32)):
+        Image.fromarray(rng.integers(0, 256, (side, side)).astype(np.uint8)).save(slices / f"{name}.png")
+    argv = ["predict", "--plugin", str(plugin), "--model", "owndata-test-grey", "--weights", str(weights), "--input",
+            str(slices), "--out", str(tmp_path / "masks"), "--mean", "0.41", "--std", "0.2", "--device", "cpu"]
+    assert main([*argv, "--precision", "bf16"]) == 1  # a runtime's precision, not torch's
+    assert "--precision bf16 does not go with --backend torch" in capsys.readouterr().err
+    assert main([*argv, "--backend", "onnxruntime", "--exporter", "torchscript", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["backend"], summary["precision"]) == ("onnxruntime", "fp32")
+    graphs = summary["deployment"]["graphs"]
+    assert [(g["fold"], g["exporter"], g["execution_precision"]) for g in graphs] == [
+        (0, "torchscript", "fp32"), (1, "torchscript", "fp32")]  # 32 px, then 48 px
+    for name in ("a", "b", "c"):
+        grey = np.asarray(Image.open(slices / f"{name}.png")).astype(np.float32) / 255
+        mask = np.asarray(Image.open(tmp_path / "masks" / f"{name}.png")) > 0
+        assert np.array_equal(mask, grey > np.float32(0.41)) and mask.any() and not mask.all(), name
+
+
 def test_fold_statistics_are_those_of_the_fold_training_slices(png_source, tmp_path):
     root = tmp_path / "root"
     assert prepare("Mine", png_source, root) == 0

@@ -143,12 +143,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--nsd-tolerance must be >= 0 pixels, got {args.nsd_tolerance}")
     if args.maps and (args.backend != "torch" or args.precision):
         raise ValueError("--backend and --precision go with --model, not with --maps")
-    args.precision = _checked_precision(args.backend, args.precision)
+    args.precision = checked_precision(args.backend, args.precision)
 
 
-def _checked_precision(backend: str, precision: str | None) -> str:
-    """The precision for `backend` (its default when none is given); one the backend does not take is an error."""
-    accepted = TORCH_PRECISIONS if backend == "torch" else PRECISIONS
+def checked_precision(backend: str, precision: str | None, torch_precisions: tuple[str, ...] = TORCH_PRECISIONS) -> str:
+    """The precision for `backend` (its default, the first it takes, when none is given); one the backend does not
+    take is an error. `torch_precisions`: what --backend torch takes, its default first (predict: float32 first)."""
+    accepted = torch_precisions if backend == "torch" else PRECISIONS
     if precision is None:
         return accepted[0]
     if precision not in accepted:

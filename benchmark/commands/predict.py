@@ -16,12 +16,23 @@ The model runs in eval mode at the size it was trained and tested at (a last.pt 
 are resized to it and the logits back to each slice's size before the argmax, as `train` scores its
 test fold), else at each slice's own size as `evaluate --model` runs it; --size PX chooses.
 
+Backends (`pip install '.[deploy]'` for the runtimes), as `evaluate --backend`:
+  --backend torch         the model in PyTorch (default), --precision float32 (default) or float64
+  --backend onnxruntime   the model (weights loaded) exported to ONNX (--exporter) at the size it runs
+                          at, one graph per slice size, and run by ONNX Runtime (CPU; CUDA/TensorRT
+                          on --device cuda where the build has them)
+  --backend openvino      the same graph on OpenVINO's CPU device
+  Runtimes take --precision fp32 (default), bf16 or fp16; --json says the precision each graph really
+  executed in, read back from the runtime.
+
 EXAMPLES
   run_benchmark.py predict --weights results/runs/MyHospital/miniseg/fold0/last.pt \\
       --input new_scan.nii.gz --out new_scan_mask.nii.gz
   run_benchmark.py predict --weights results/runs/CT100/miniseg/fold0/last.pt --input slices/ --out masks/
   run_benchmark.py predict --model miniseg --weights MiniSeg_CrossVal1.pth --dataset CT100 --fold 0 \\
       --data-root ../shared/data --input ../shared/data/COVID-19-CT100/tr_im --out /tmp/masks
+  run_benchmark.py predict --weights results/runs/MyHospital/miniseg/fold0/last.pt \\
+      --input new_scan.nii.gz --out new_scan_mask.nii.gz --backend onnxruntime
 """
 from __future__ import annotations
 
@@ -29,8 +40,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..cli import add_data_root, add_json
+from ..deploy import BACKENDS, EXPORTERS, PRECISIONS
+
+#: What --backend torch takes, its default first (evaluate's default is float64, for exact reproduction).
+TORCH_PRECISIONS = ("float32", "float64")
 
 
 def _floats(text: str) -> list[float]:
@@ -70,21 +86,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=None, metavar="PX",
                         help="run the model on slices resized to PX x PX, masks back at each slice's size "
                         "(default: the training size a last.pt records, as its test fold was scored; else as is)")
-    parser.add_argument("--precision", choices=("float32", "float64"), default="float32",
-                        help="arithmetic of the forward pass (default float32; float64 as evaluate's default)")
+    parser.add_argument("--precision", choices=TORCH_PRECISIONS + PRECISIONS, default=None,
+                        help="arithmetic of the forward pass. torch: float32 (default) or float64 (evaluate's "
+                        "default); runtimes: fp32 (default), bf16, fp16")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="what runs the forward: torch (default), onnxruntime or openvino")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                        help="with --backend onnxruntime/openvino: the ONNX exporter (default auto: dynamo, "
+                        "falling back to TorchScript)")
     parser.add_argument("--force", action="store_true", help="replace existing masks")
     add_json(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..datasets.prepare import DEFAULT_WINDOW_HU
     from ..env import resolve_device
     from ..evaluation import inference
+    from .evaluate import checked_precision
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    args.precision = checked_precision(args.backend, args.precision, TORCH_PRECISIONS)
     if not args.input.exists():
         raise FileNotFoundError(f"--input {args.input}: not found")
     nifti = args.input.is_file() and inference.is_nifti(args.input)
@@ -103,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     inference.check_output(args.out, nifti, [] if nifti else names, args.force)
     size_px = inference.run_size(loaded, args.size)
     inference.check_sizes(images, where, model_name, size_px)
-    masks = inference.segment(model, images, stats, device, args.batch_size, getattr(torch, args.precision), size_px)
+    masks, deployment = _segment(args, model, model_name, images, stats, device, size_px)
     if nifti:
         written = [inference.write_nifti_mask(args.out, source,
                                               inference.mask_volume(masks, volume.shape, args.slice_axis))]
@@ -112,11 +134,38 @@ def run(args: argparse.Namespace) -> int:
     infected = sum(bool(m.any()) for m in masks)
     summary = {"input": str(args.input), "out": str(args.out), "model": model_name, "weights": str(args.weights),
                "normalization": {"mean": stats.mean, "std": stats.std, "source": stats.source},
+               "backend": args.backend, "precision": args.precision, **deployment,
                "n_slices": len(masks), "n_slices_with_infection": infected, "files": [str(p) for p in written]}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{args.out}: {len(masks)} slice(s), {infected} with infection ({model_name}, {args.weights}; "
+        ran = "" if args.backend == "torch" else f" on {args.backend} {args.precision}"
+        print(f"{args.out}: {len(masks)} slice(s), {infected} with infection ({model_name}{ran}, {args.weights}; "
               f"input normalised with {stats.source})")
     print(f"wrote {len(written)} file(s)", file=sys.stderr)
     return 0
+
+
+def _segment(args: argparse.Namespace, model: Any, model_name: str, images: list[Any], stats: Any, device: Any,
+             size_px: int | None) -> tuple[list[Any], dict[str, Any]]:
+    """The masks, run by --backend; for a runtime, what ran (its version, device, the precision each graph
+    executed in), as `evaluate --backend` records it, one graph per slice size."""
+    import tempfile
+
+    import torch
+
+    from ..evaluation import inference
+
+    if args.backend == "torch":
+        dtype = getattr(torch, args.precision)
+        return inference.segment(model, images, stats, device, args.batch_size, dtype, size_px), {}
+    from ..deploy.evaluate import FoldDeployer, deployment_target
+
+    target = deployment_target(args.backend, device, args.precision)
+    with tempfile.TemporaryDirectory(prefix="miniseg-bench-predict-") as workdir:
+        deployer = FoldDeployer(model_name, target, workdir, torch.get_num_threads(), args.exporter)
+        masks = inference.segment(model, images, stats, device, args.batch_size, torch.float32, size_px,
+                                  deploy=deployer)
+    source = deployer.source()
+    source["deployment"]["graphs"] = source["deployment"].pop("folds")  # here: one graph per slice size
+    return masks, source

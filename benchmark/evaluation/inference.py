@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -158,17 +158,23 @@ def check_sizes(images: Sequence[np.ndarray], names: Sequence[str], model_name: 
 
 
 def segment(model: torch.nn.Module, images: Sequence[np.ndarray], stats: InputStats, device: torch.device,
-            batch_size: int = 8, dtype: torch.dtype = torch.float32, size_px: int | None = None) -> list[np.ndarray]:
+            batch_size: int = 8, dtype: torch.dtype = torch.float32, size_px: int | None = None,
+            deploy: Callable[[torch.nn.Module, int, tuple[int, int]], torch.nn.Module] | None = None,
+            ) -> list[np.ndarray]:
     """Foreground masks of `images` at their own sizes, in their order; slices of one size run together, resized
-    to `size_px` first where given (the logits come back to each slice's size before the argmax)."""
+    to `size_px` first where given (the logits come back to each slice's size before the argmax).
+
+    `deploy(model, k, (height, width))`, when given, replaces the model for the k-th slice size by what runs
+    instead at that size (a graph on a runtime, `benchmark.deploy`), as `evaluate --backend` does per fold."""
     from ..datasets.loading import resize_image
     from .evaluate import predict
 
     masks: dict[int, np.ndarray] = {}
-    for shape in sorted({image.shape for image in images}):
+    for k, shape in enumerate(sorted({image.shape for image in images})):
         rows = [i for i, image in enumerate(images) if image.shape == shape]
         batch = np.stack([images[i] if size_px is None else resize_image(images[i], size_px) for i in rows])
-        out = predict(model, batch, stats.mean, stats.std, device, batch_size, dtype, out_size=shape)
+        runner = model if deploy is None else deploy(model.eval(), k, batch.shape[1:3])
+        out = predict(runner, batch, stats.mean, stats.std, device, batch_size, dtype, out_size=shape)
         masks.update(zip(rows, out))
     return [masks[i] for i in range(len(images))]
 
