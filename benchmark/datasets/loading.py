@@ -141,20 +141,49 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return _resize(image, size, nearest=False)
 
 
-def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarray:
-    """Stack equally sized slices; mixed sizes raise an InputMismatch (a ValueError) naming two differing files."""
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        first = arrays[0].shape
-        other = next(i for i, a in enumerate(arrays) if a.shape != first)
+def _require_one_size(arrays: list[np.ndarray], paths: list[Path], why: str) -> None:
+    """Mixed sizes raise an InputMismatch (a ValueError) naming the first file and the first one that differs."""
+    first = arrays[0].shape if arrays else None
+    other = next((i for i, a in enumerate(arrays) if a.shape != first), None)
+    if other is not None:
         raise InputMismatch(
             f"slices differ in size: {paths[0]} is {first[1]}x{first[0]}, {paths[other]} is "
-            f"{arrays[other].shape[1]}x{arrays[other].shape[0]}; this dataset's spec does not resize slices "
-            f"(re-run prepare), or pass size=512 to resize them"
+            f"{arrays[other].shape[1]}x{arrays[other].shape[0]}; {why}"
         )
+
+
+def _stack(arrays: list[np.ndarray], paths: list[Path], dtype: type) -> np.ndarray:
+    """Stack equally sized slices; mixed sizes raise an InputMismatch (a ValueError) naming two differing files."""
+    _require_one_size(arrays, paths, "this dataset's spec does not resize slices (re-run prepare), or pass size=512 "
+                      "to resize them")
     if not arrays:
         return np.zeros((0, 0, 0), dtype=dtype)
     return np.stack(arrays).astype(dtype, copy=False)
+
+
+def _check_against_images(
+    masks: list[np.ndarray], mask_paths: list[Path], images: list[np.ndarray] | None, image_paths: list[Path]
+) -> None:
+    """Each mask against its image's size: the decoded image, or (masks only) the image's PNG header where the
+    image is on disk (a masks-only layout has none); a mismatch names both files."""
+    for index, (mask, mask_file, image_file) in enumerate(zip(masks, mask_paths, image_paths)):
+        shape = images[index].shape if images is not None else _png_shape(image_file)
+        if shape is not None and shape != mask.shape:
+            raise InputMismatch(
+                f"{mask_file}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_file} is {shape[1]}x{shape[0]}"
+            )
+
+
+def _png_shape(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's header without decoding it; None when the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError) as err:
+        raise BadValue(f"{path}: unreadable PNG ({err})") from None
+    return height, width
 
 
 def _default_ids(name: str, data_root: Path) -> list[str]:
@@ -181,7 +210,9 @@ def load_dataset(
 
     `size`: resize every slice to size x size (a training resolution). `mixed_to`: only when the slices come
     in several sizes, bring them to that side (a spec's `resize_px`); otherwise mixed sizes are an error.
-    Each image is checked against its mask (size), each mask's label set (0 and one foreground value).
+    Each image is checked against its mask (size; with `masks_only`, against the image's header where it is on
+    disk), each mask's label set (0 and one foreground value); before a resize, the slices of a dataset whose
+    spec has no `resize_px` must share one size.
     """
     spec = get_spec(name, data_root)
     folder = _require_dir(dataset_dir(name, data_root), spec)
@@ -191,15 +222,12 @@ def load_dataset(
     id_list = list(_default_ids(name, Path(data_root)) if ids is None else ids)
     mask_paths = [mask_path(spec, folder, i) for i in id_list]
     masks = [_cached(p, "mask") for p in mask_paths]
-    images = None
-    if not masks_only:
-        image_paths = [image_path(folder, i) for i in id_list]
-        images = [_cached(p, "image") for p in image_paths]
-        for img, msk, ip, mp in zip(images, masks, image_paths, mask_paths):
-            if img.shape != msk.shape:
-                raise InputMismatch(
-                    f"{mp}: mask is {msk.shape[1]}x{msk.shape[0]} but image {ip} is {img.shape[1]}x{img.shape[0]}"
-                )
+    image_paths = [image_path(folder, i) for i in id_list]
+    images = None if masks_only else [_cached(p, "image") for p in image_paths]
+    _check_against_images(masks, mask_paths, images, image_paths)
+    if size is not None and spec.resize_px is None:  # a resize must not hide a slice of another size
+        _require_one_size(masks, mask_paths, f"{spec.name}'s slices all have one size (its spec resizes none), so "
+                          "one of them is damaged or from another dataset; re-run prepare")
     if size is None and mixed_to is not None and len({m.shape for m in masks}) > 1:
         size = mixed_to
     if size is not None:
