@@ -41,6 +41,13 @@ class StepFailed(UserError, RuntimeError):
     """A step of a composite command (demo) failed; the step printed its own error above."""
 
 
+class StorageFailure(UserError, OSError):
+    """The disk under a results folder took no more: full, over quota, read-only, or write permission lost.
+
+    It stops the whole run (every later job would fail the same way); what was written before stays.
+    """
+
+
 #: Damaged files already named in this process: several readers may meet the same file (report reads
 #: records for its tables and again for its statistics); the user is told once.
 _WARNED: set[str] = set()

@@ -7,13 +7,22 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable
 
+from .storage import storage_guard
+
 #: Random temp names tried before giving up (a clash needs the same 32 random bits twice).
 TEMP_NAME_TRIES = 100
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` on a temp file beside `path`, then rename it onto `path`."""
+    """Call `write(tmp_path)` on a temp file beside `path`, then rename it onto `path`; a full or read-only
+    disk raises a StorageFailure naming the folder and its free space (no temp file is left)."""
     path = Path(path)
+    with storage_guard(path.parent):
+        return _write_then_rename(path, write)
+
+
+def _write_then_rename(path: Path, write: Callable[[Path], None]) -> Path:
+    """The temp file, `write`, then the rename (the temp file is removed on any failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_temp_file(path)
     try:
@@ -49,6 +58,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically, indented, keys in insertion order, NaN written as null."""
     return atomic_write_text(path, json.dumps(nan_to_none(data), indent=2) + "\n")
+
+
+def atomic_write_torch(path: str | Path, obj: Any) -> Path:
+    """torch.save atomically, through a Python file: a full disk then raises OSError(ENOSPC), not torch's
+    internal 'unexpected pos'."""
+    import torch
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+
+    return atomic_write(path, save)
 
 
 def read_json(path: str | Path) -> Any:

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: benchmark/'s units from the bottom up; a unit may import units of its own layer or lower ones.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("benchmark", "benchmark.errors", "benchmark.io", "benchmark._format", "benchmark.paper", "benchmark.env"),
+    ("benchmark", "benchmark.errors", "benchmark.storage", "benchmark.io", "benchmark._format", "benchmark.paper",
+     "benchmark.env"),
     ("benchmark.datasets",),
     ("benchmark.records",),
     ("benchmark.protocol", "benchmark.recipes"),

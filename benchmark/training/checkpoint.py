@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_write, atomic_write_json
+from ..io import atomic_write_json, atomic_write_torch
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, same_protocol
 from .run_record import utc_now
 
@@ -52,7 +52,7 @@ def restore_rng(state: dict[str, Any], augment_generator: torch.Generator) -> No
 
 def write_checkpoint(run_dir: Path, state: dict[str, Any], epochs: int) -> None:
     """Write a trainer's `state` as last.pt (atomically) and its small JSON summary last.json."""
-    atomic_write(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
+    atomic_write_torch(run_dir / CHECKPOINT_NAME, state)
     atomic_write_json(run_dir / CHECKPOINT_INFO_NAME, {
         "epoch": state["epoch"], "epochs": epochs, "iteration": state["iteration"], "protocol": state["protocol"],
         "saved_at": utc_now(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence
 
+from ..errors import UserError
 from .executors import Executor, Job, Result
 from .executors_pool import LostHandler, lost_reason, plugin_specs, record_lost_job, run_with_plugins
 
@@ -74,7 +75,10 @@ class RayExecutor(Executor):
                 job = pending.pop(ready)
                 try:
                     result = ray.get(ready)
-                except (ray.exceptions.RayTaskError, ray.exceptions.TaskCancelledError):
+                except (ray.exceptions.RayTaskError, ray.exceptions.TaskCancelledError) as err:
+                    cause = getattr(err, "cause", None)
+                    if isinstance(cause, UserError):  # e.g. a full disk: its one line, not the remote traceback
+                        raise cause from None
                     raise  # run_job itself raised (or we were cancelled): as with the local executor
                 except ray.exceptions.RayError as err:  # the worker or its node died
                     first_line = next(iter(str(err).strip().splitlines()), "")

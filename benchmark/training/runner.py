@@ -27,6 +27,7 @@ from ..io import read_json
 from ..protocol import Protocol
 from ..recipes import resolve
 from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, fold_dir_name, results_key, run_dir, same_protocol
+from ..storage import storage_guard
 from .train import TrainOptions, run_training
 
 LOCK_HEARTBEAT_S = 60.0
@@ -254,23 +255,35 @@ class JobLock:
         self._beater: threading.Thread | None = None
 
     def acquire(self) -> bool:
-        """Take the lock (breaking a stale one); False when another live runner holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Take the lock (breaking a stale one); False when another live runner holds it. A disk that takes no
+        more raises StorageFailure and leaves no lock file behind."""
+        with storage_guard(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with storage_guard(self.path.parent):
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 if not self._break_if_stale():
                     return False
                 continue
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "token": self.token}
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(info, handle)
+            self._write_holder(fd)
             self.held = True
             self._start_heartbeat()
             return True
         return False
+
+    def _write_holder(self, fd: int) -> None:
+        """Write pid, host, time and token into the new lock file; an empty lock would look held for
+        `stale_after_s`, so a failed write removes it."""
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "token": self.token}
+        try:
+            with storage_guard(self.path.parent), os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(info, handle)
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
 
     def _start_heartbeat(self) -> None:
         """Touch the lock every `heartbeat_s` from a daemon thread, however long an epoch takes."""
@@ -309,7 +322,7 @@ class JobLock:
         if self.held:
             try:
                 os.utime(self.path)
-            except FileNotFoundError:
+            except OSError:  # gone, or the disk went read-only: the job's own writes report that
                 pass
 
     def release(self) -> None:
@@ -319,7 +332,10 @@ class JobLock:
             self._beater.join()
             self._beater = None
         if self.held and (lock_holder(self.path) or {}).get("token") == self.token:
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:  # a read-only remount: the lock stays, and is stale once this process ends
+                pass
         self.held = False
 
 

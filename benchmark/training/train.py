@@ -35,7 +35,7 @@ from .checkpoint import capture_rng, read_checkpoint, restore_rng, seed_everythi
 from ..normalization import Stat, checkpoint_fields, input_statistics, record_fields
 from ..protocol import Protocol
 from ..recipes import resolve
-from ..errors import UserError
+from ..errors import StorageFailure, UserError
 from ..records import PER_SLICE_NAME, RECORD_NAME
 from .run_record import job_record, utc_now
 
@@ -364,7 +364,7 @@ def run_training(
         final = _fold_summary(per_slice)
         atomic_write(run_dir / PER_SLICE_NAME, lambda tmp: per_slice.to_csv(tmp, index=False))
         csv_name = PER_SLICE_NAME
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StorageFailure):  # Ctrl-C, or a disk that takes no more: the grid stops, last.pt stays
         raise
     except Exception as err:  # noqa: BLE001 - every failure is recorded and the grid goes on
         error = describe_error(err)
