@@ -41,6 +41,14 @@ class StepFailed(UserError, RuntimeError):
     """A step of a composite command (demo) failed; the step printed its own error above."""
 
 
+class NonFinite(BadValue):
+    """Weights or outputs holding NaN or Inf: never scored (a model predicting nothing would score instead)."""
+
+
+class ContractViolation(UserError, ValueError):
+    """A model whose outputs break the output contract (shape, classes, train-mode outputs vs aux_weights)."""
+
+
 class StorageFailure(UserError, OSError):
     """The disk under a results folder took no more: full, over quota, read-only, or write permission lost.
 

@@ -1,7 +1,7 @@
 """Checks `train` runs before its first job: a problem found here stops the run before anything trains.
 
-`evaluate` runs the input checks (`evaluate_problems`: dataset, folds, model, weights or maps, results
-folder) the same way before it scores anything.
+`evaluate` runs the input checks (`evaluate_problems`: dataset, folds, model and its eval output contract,
+weights or maps, results folder) the same way before it scores anything.
 
 Each check takes the `TrainRequest` and returns one line per problem (empty when all is well), so a
 new check is one function appended to `CHECKS`. `run_checks` runs them in order; a check that
@@ -136,6 +136,19 @@ def _has_batchnorm(model: str) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._NormBase) for m in built.modules())
 
 
+def check_output_contract(request: TrainRequest) -> list[str]:
+    """Each model's outputs on a small input, in eval and train mode, against the output contract and the
+    aux_weights it will train with (benchmark.contract: one small batch on the CPU or the meta device, once per
+    model and process)."""
+    from .contract import contract_problems
+
+    protocol = _protocol(request)
+    if protocol is None:
+        return []
+    return [problem for model, effective, error in _effective_protocols(request.models, protocol) if error is None
+            for problem in contract_problems(model, effective.aux_weights)]
+
+
 def check_pretrained_weights(request: TrainRequest) -> list[str]:
     """Models that start from ImageNet: their weights must be in the caches, or be downloaded now."""
     from models import get_model_info
@@ -236,8 +249,8 @@ def results_problems(results: str | Path) -> list[str]:
 
 
 #: The checks `train` runs, in order. Append a function here to add one.
-CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_pretrained_weights,
-                             check_datasets, check_results)
+CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_output_contract,
+                             check_pretrained_weights, check_datasets, check_results)
 
 
 def run_checks(request: TrainRequest, checks: Sequence[Check] = CHECKS) -> list[str]:
@@ -260,14 +273,16 @@ def evaluate_problems(dataset: str, data_root: str | Path, split: str, results: 
 
 
 def _model_problems(model: str) -> list[str]:
-    """An unknown model name, with the registry's suggestion."""
+    """An unknown model name, with the registry's suggestion; eval logits off the output contract."""
     from models import get_model_info
+
+    from .contract import contract_problems
 
     try:
         get_model_info(model)
     except KeyError as err:
         return [f"--model: {err.args[0] if err.args else model}"]
-    return []
+    return contract_problems(model, train=False)
 
 
 def _weights_file_problems(pattern: str) -> list[str]:

@@ -50,6 +50,9 @@ class ModelInfo:
     reported_params: int | None = None
     reported_gmacs: float | None = None
     reported_input: str | None = None
+    # True: its main logits may be smaller than the input (by design); they are upsampled (bilinear) to the
+    # input's size before the argmax and the loss, and the records say so. False: logits at the input's size.
+    low_res_logits: bool = False
     builder: Callable[..., nn.Module] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     @property
@@ -85,11 +88,13 @@ def register_model(
     reported_params: int | None = None,
     reported_gmacs: float | None = None,
     reported_input: str | None = None,
+    low_res_logits: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator that registers `builder(num_classes=2, in_channels=3, **kwargs) -> nn.Module`.
 
     `name` defaults to the builder's function name with `_` replaced by `-`.
-    Registering a name twice raises `ValueError`.
+    Registering a name twice raises `ValueError`. `low_res_logits=True` declares main logits smaller than
+    the input (upsampled before the argmax and the loss); otherwise they must come at the input's size.
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -109,6 +114,7 @@ def register_model(
             reported_params=reported_params,
             reported_gmacs=reported_gmacs,
             reported_input=reported_input,
+            low_res_logits=low_res_logits,
             builder=builder,
         )
         add_model_info(info)

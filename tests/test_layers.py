@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmark.records",),
     ("benchmark.protocol", "benchmark.recipes"),
     ("benchmark.normalization",),
+    ("benchmark.contract", "benchmark.checks"),
     ("benchmark.evaluation",),
     ("benchmark.training", "benchmark.profiling"),
     ("benchmark.deploy",),  # the runtimes, timed by profiling's loop; reporting reads its summaries

@@ -167,6 +167,8 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
     start = time.perf_counter()
     import torch
 
+    from models import get_model_info
+
     if args.maps:
         result = evaluate.evaluate_maps(args.dataset, args.data_root, args.maps, args.split, args.nsd_tolerance)
         source = {"kind": "maps", "path": str(args.maps), "model": None}
@@ -181,6 +183,8 @@ def _evaluate(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, 
         result, deployed = _evaluate_deployed(args, device)
         source = {"kind": "weights", "path": args.weights, "model": args.model, "precision": args.precision,
                   "normalization": result.normalization, **deployed}
+    if args.model and get_model_info(args.model).low_res_logits:  # the record says its logits were upsampled
+        source["low_res_logits"] = True
     extra = {"timings": {"eval_s": round(time.perf_counter() - start, 3)}, "environment": environment(device)}
     return result, source, extra
 

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from models._weights import load_checked
 
 from . import NSD_TOLERANCE_PX, metrics
-from ..errors import BadValue, InputMismatch
+from ..checks import check_finite_weights, check_logits
+from ..contract import main_output
+from ..errors import BadValue, InputMismatch, NonFinite
 from ..io import atomic_write, atomic_write_json
 from ..normalization import CHOICES, for_weights
 from ..records import EVAL_SCHEMA, eval_csv_name, eval_dir
@@ -45,11 +47,6 @@ class Evaluation:
     normalization: list[str] | None = None  # per fold, where a model ran ("fold" or "imagenet")
 
 
-def _main_output(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """The main logits of a model's output (the first element when it returns a tuple)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -67,6 +64,8 @@ def predict(
     (H, W) when the model runs at another size; the logits are resized to it (bilinear) before the argmax.
     float32 is the authors' arithmetic; float64 makes the argmax immune to accumulation order
     (thread count, CPU, cuDNN algorithm), which decides a few near-tied pixels in float32.
+    Logits off the output contract (ContractViolation) or holding NaN/Inf (NonFinite) are an error, not a
+    prediction; a model registered with `low_res_logits` has its logits upsampled like those of another grid.
     The model runs in eval mode and is put back in the mode and dtype it came in.
     """
     device, was_training = torch.device(device), model.training
@@ -79,10 +78,12 @@ def predict(
     try:
         for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=None):
             batch = images_uint8[start:start + batch_size].astype(np_dtype) / np_dtype(255.0)
-            x = torch.from_numpy((batch[:, None] - mean_c) / std_c).to(device)
-            logits = _main_output(model(x.expand(-1, 3, -1, -1).contiguous()))
-            if out_size is not None and tuple(logits.shape[-2:]) != tuple(out_size):
-                logits = torch.nn.functional.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+            x = torch.from_numpy((batch[:, None] - mean_c) / std_c).to(device).expand(-1, 3, -1, -1).contiguous()
+            logits = main_output(model(x))
+            check_logits(model, x, logits)
+            size = tuple(out_size or x.shape[-2:])
+            if tuple(logits.shape[-2:]) != size:
+                logits = torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
             out[start:start + batch_size] = (logits.argmax(dim=1) != 0).cpu().numpy()
     finally:
         model.to(dtype=old_dtype).train(was_training)
@@ -240,10 +241,13 @@ def load_weights(
     model: torch.nn.Module, path: Path, device: torch.device, name: str = "the model", loaded: Any = None
 ) -> torch.nn.Module:
     """Load `path` (weights_only; or its already `loaded` content) into `model` strictly; an unreadable or
-    mismatched file is an error naming it and the model (`name`), with the first mismatching key and both shapes."""
+    mismatched file is an error naming it and the model (`name`), with the first mismatching key and both shapes;
+    so is one holding NaN/Inf, with the first such tensor."""
     if loaded is None:
         loaded = read_weights_file(path, device)
-    return load_checked(model, _state_dict(loaded, path), str(path), name, error=InputMismatch)
+    state = _state_dict(loaded, path)
+    check_finite_weights(state, str(path))
+    return load_checked(model, state, str(path), name, error=InputMismatch)
 
 
 def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarray) -> None:
@@ -302,7 +306,10 @@ def evaluate_weights(
             model = deploy(model.eval(), k, data.images.shape[1:3])
         name, mean, std = for_weights(normalization, loaded, model_name, data.images[~test])
         used.append(name)
-        pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
+        try:
+            pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
+        except NonFinite as err:  # finite weights, non-finite logits: name the file they came from too
+            raise NonFinite(f"{path}: {err}") from None
         if save_maps is not None:
             save_fold_maps(Path(save_maps), k, ids, pred)
         per_fold.append((list(ids), pred, data.masks[test]))

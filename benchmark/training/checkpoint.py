@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checks import first_non_finite, nested_tensors
 from ..io import atomic_write_json, atomic_write_torch
 from ..records import CHECKPOINT_INFO_NAME, CHECKPOINT_NAME, same_protocol
 from .run_record import utc_now
@@ -69,6 +70,10 @@ def read_checkpoint(run_dir: Path, device: torch.device, protocol: dict[str, Any
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # truncated or not a checkpoint
         print(f"warning: {path}: damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
               "training from scratch", file=sys.stderr)
+        return None
+    non_finite = first_non_finite(nested_tensors(state))
+    if non_finite:
+        print(f"warning: {path}: damaged checkpoint (non-finite: {non_finite}); training from scratch", file=sys.stderr)
         return None
     if not isinstance(state, dict) or not same_protocol(state.get("protocol"), protocol):
         print(f"{path}: written under another protocol; training from scratch", file=sys.stderr)

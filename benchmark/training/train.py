@@ -30,12 +30,13 @@ from models.layers import upsample_to
 from .augment import augment_batch, draw_pass
 from .bn_init import batchnorm_init
 from ..env import environment, resolve_device
+from ..checks import check_finite_weights, weights_note
 from ..io import atomic_write, atomic_write_json
 from .checkpoint import capture_rng, read_checkpoint, restore_rng, seed_everything, write_checkpoint
 from ..normalization import Stat, checkpoint_fields, input_statistics, record_fields
 from ..protocol import Protocol
 from ..recipes import resolve
-from ..errors import StorageFailure, UserError
+from ..errors import ContractViolation, StorageFailure, UserError
 from ..records import PER_SLICE_NAME, RECORD_NAME
 from .run_record import job_record, utc_now
 
@@ -153,6 +154,8 @@ class Trainer:
         self.device = data.train_images.device
         seed_everything(protocol.seed)
         self.model = build_model(model_name, protocol).to(self.device)
+        check_finite_weights(self.model.state_dict(), f"{model_name} as built", "its builder or its ImageNet weights "
+                             "file gave them")
         if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.aux_weights = protocol.aux_weights or get_model_info(model_name).aux_weights
@@ -215,7 +218,8 @@ class Trainer:
         self.images_trained += images
         self.epoch += 1
         if not math.isfinite(train_loss):
-            raise DivergenceError(f"training loss is {train_loss} in epoch {self.epoch} (diverged)")
+            raise DivergenceError(f"training loss is {train_loss} in epoch {self.epoch} (diverged); "
+                                  f"{weights_note(self.model)}")
         return {"epoch": self.epoch, "train_loss": train_loss, "lr": lr, "test": None}
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
@@ -235,7 +239,7 @@ class Trainer:
         outputs weighted 0 are left out."""
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         if len(outputs) != len(self.aux_weights):
-            raise ValueError(
+            raise ContractViolation(
                 f"model {self.model_name!r} returned {len(outputs)} output(s) in train mode, "
                 f"but its aux_weights {self.aux_weights} expect {len(self.aux_weights)}"
             )
