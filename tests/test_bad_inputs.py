@@ -2,14 +2,16 @@
 no traceback, and leaves a results folder prepared beforehand byte-identical (README, "Reliability")."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 import pytest
@@ -30,6 +32,40 @@ from models import register_model
 @register_model("{TINY}", family="test")
 def tiny(num_classes=2, in_channels=3):
     return nn.Conv2d(in_channels, num_classes, 1)
+
+
+class Sqrt(nn.Module):
+    def forward(self, x):
+        return x.sqrt()  # NaN wherever x < 0
+
+
+class NanNet(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.head, self.sqrt = nn.Conv2d(in_channels, num_classes, 1), Sqrt()
+
+    def forward(self, x):
+        return self.sqrt(self.head(x))
+
+
+@register_model("{TINY}-nan", family="test")
+def tiny_nan(num_classes=2, in_channels=3):
+    return NanNet(num_classes, in_channels)
+
+
+@register_model("{TINY}-one-class", family="test")
+def tiny_one_class(num_classes=2, in_channels=3):
+    return nn.Conv2d(in_channels, 1, 1)
+
+
+@register_model("{TINY}-half", family="test")
+def tiny_half(num_classes=2, in_channels=3):
+    return nn.Conv2d(in_channels, num_classes, 1, stride=2)  # half-size logits, not declared low_res_logits
+
+
+@register_model("{TINY}-aux", family="test", aux_weights=(1.0, 0.4))
+def tiny_aux(num_classes=2, in_channels=3):
+    return nn.Conv2d(in_channels, num_classes, 1)  # declares an auxiliary head it does not have
 '''
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -44,7 +80,8 @@ def plugin(tmp_path_factory) -> Path:
     path.write_text(PLUGIN)
     load_plugin(str(path))
     yield path
-    _registry._REGISTRY.pop(TINY, None)
+    for name in (TINY, *(f"{TINY}-{kind}" for kind in ("nan", "one-class", "half", "aux"))):
+        _registry._REGISTRY.pop(name, None)
     for key in [k for k in sys.modules if k.startswith("miniseg_plugin_bad_inputs_models_")]:
         del sys.modules[key]
 
@@ -126,10 +163,19 @@ def mask_three_labels(root: Path) -> str:
     return str(path)
 
 
-def mask_wrong_size(root: Path) -> str:
+def mask_wrong_size(root: Path) -> tuple[str, str]:
     path = root / "data/synthetic/tr_mask" / f"{_slice(root, 4)}.png"
     _png(path, np.zeros((64, 128), np.uint8))
-    return str(path)
+    return str(path), str(root / "data/synthetic/tr_im" / f"{_slice(root, 4)}.png")
+
+
+def slice_of_another_size(root: Path) -> tuple[str, str]:
+    """Image and mask agree, at 64x64 where every other slice is 128x128: a resize would hide it. The error names
+    the odd slice's image (--model stacks images first) or mask (--maps)."""
+    slice_id = _slice(root, 1, 2)
+    _png(root / "data/synthetic/tr_im" / f"{slice_id}.png", np.full((64, 64), 90, np.uint8))
+    _png(root / "data/synthetic/tr_mask" / f"{slice_id}.png", np.zeros((64, 64), np.uint8))
+    return f"/{slice_id}.png is 64x64", "slices differ in size"
 
 
 def _map(root: Path, fold: int = 1, index: int = 0) -> Path:
@@ -178,6 +224,66 @@ def garbage_weights(root: Path) -> str:
 def other_model_weights(root: Path) -> str:
     torch.save(torch.nn.Conv2d(3, 4, 1).state_dict(), root / "w1.pt")
     return "weight is (4, 3, 1, 1) in the file but (2, 3, 1, 1) in the model"
+
+
+def nan_weights(root: Path) -> tuple[str, str]:
+    conv = torch.nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        conv.weight[0, :2] = float("nan")
+    torch.save(conv.state_dict(), root / "w2.pt")
+    return str(root / "w2.pt"), "'weight' holds 2 NaN of 6 values"
+
+
+def nan_logit_weights(root: Path) -> tuple[str, str]:
+    """Finite weights for the -nan model, whose sqrt makes NaN of every negative logit."""
+    for k in range(1, 6):
+        net = torch.nn.Module()
+        net.head = torch.nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            net.head.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1).expand(2, 3, 1, 1))
+        torch.save(net.state_dict(), root / f"w{k}.pt")
+    return str(root / "w1.pt"), "the output of module 'sqrt' (Sqrt)"
+
+
+def _fail_writes_under(monkeypatch: pytest.MonkeyPatch, root: Path, target: str, code: int) -> None:
+    """Make `target` ('torch.save', 'os.replace' or 'temp file') fail with OSError(code) inside root/results
+    (torch.save after writing part of the file), as a full, read-only or no-longer-writable disk does."""
+    results = str(root / "results")
+    fault = OSError(code, os.strerror(code))
+    if target == "torch.save":
+        def save(obj, handle, *args, **kwargs):
+            if isinstance(handle, str | Path) or not str(handle.name).startswith(results):
+                return real(obj, handle, *args, **kwargs)
+            handle.write(b"half a checkpoint")
+            raise fault
+        real = torch.save
+        monkeypatch.setattr(torch, "save", save)
+    elif target == "os.replace":
+        def replace(src, dst, *args, **kwargs):
+            if str(dst).startswith(results):
+                raise fault
+            return real(src, dst, *args, **kwargs)
+        real = os.replace
+        monkeypatch.setattr(os, "replace", replace)
+    else:  # creating an atomic write's temp file
+        def open_file(path, flags, *args, **kwargs):
+            if str(path).startswith(results) and str(path).endswith(".tmp") and flags & os.O_CREAT:
+                raise fault
+            return real(path, flags, *args, **kwargs)
+        real = os.open
+        monkeypatch.setattr(os, "open", open_file)
+
+
+def disk_full_mid_checkpoint(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    _fail_writes_under(monkeypatch, root, "torch.save", errno.ENOSPC)
+
+
+def disk_read_only(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    _fail_writes_under(monkeypatch, root, "os.replace", errno.EROFS)
+
+
+def write_permission_lost(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    _fail_writes_under(monkeypatch, root, "temp file", errno.EACCES)
 
 
 def plugin_syntax_error(root: Path) -> str:
@@ -229,11 +335,12 @@ class Case:
     """One bad input: what to break, the command, the exit code and the text that must name the culprit."""
 
     name: str
-    damage: Callable[[Path], str]  # returns the culprit's text ("" when `culprit` says it)
+    damage: Callable[[Path], Union[str, tuple[str, ...]]]  # the culprit's text(s) ("" when `culprit` says it)
     argv: tuple[str, ...]
     code: int
-    culprit: str = ""
+    culprit: str | tuple[str, ...] = ""
     warning: bool = False  # the culprit is named as a warning and the command goes on
+    fault: Callable[[pytest.MonkeyPatch, Path], None] | None = None  # a fault of the machine, patched in
 
 
 TRAIN = ("train", "--models", "miniseg", "--datasets", "synthetic", "--folds", "0", "--protocol", "smoke",
@@ -242,6 +349,14 @@ EVAL_MAPS = ("evaluate", "--dataset", "synthetic", "--data-root", "{root}/data",
              "--maps", "{root}/maps", "--label", "new")
 EVAL_WEIGHTS = ("evaluate", "--dataset", "synthetic", "--data-root", "{root}/data", "--results", "{root}/results",
                 "--model", TINY, "--weights", "{root}/w{{fold}}.pt", "--label", "new", "--precision", "float32")
+TRAIN_TINY = TRAIN[:2] + (TINY,) + TRAIN[3:9] + ("--set", "epochs=1", "--device", "cpu") + TRAIN[9:]
+RUN_FOLDER = f"{{root}}/results/runs/synthetic/{TINY}/fold0"
+
+
+def _with_model(argv: tuple[str, ...], model: str) -> tuple[str, ...]:
+    """`argv` with the value after --model or --models replaced by `model`."""
+    at = next(i for i, a in enumerate(argv) if a in ("--model", "--models")) + 1
+    return argv[:at] + (model,) + argv[at + 1:]
 
 CASES = [
     Case("data: dataset folder missing", nothing, TRAIN[:4] + ("CT100",) + TRAIN[5:], 1, "COVID-19-CT100"),
@@ -250,6 +365,9 @@ CASES = [
     Case("data: 16-bit image", sixteen_bit_image, EVAL_WEIGHTS, 1),
     Case("mask: three labels", mask_three_labels, EVAL_MAPS, 1),
     Case("mask: size differs from its image", mask_wrong_size, EVAL_WEIGHTS, 1),
+    Case("mask: size differs from its image (--maps)", mask_wrong_size, EVAL_MAPS, 1),
+    Case("mask: one slice of another size (--maps)", slice_of_another_size, EVAL_MAPS, 1),
+    Case("mask: one slice of another size (--model)", slice_of_another_size, EVAL_WEIGHTS, 1),
     Case("maps: folder missing", remove_map_folder, EVAL_MAPS, 1),
     Case("maps: wrong size", map_wrong_size, EVAL_MAPS, 1),
     Case("maps: probability map", map_probabilities, EVAL_MAPS, 1),
@@ -258,6 +376,20 @@ CASES = [
     Case("weights: a fold's file missing", remove_weights, EVAL_WEIGHTS, 1),
     Case("weights: damaged file", garbage_weights, EVAL_WEIGHTS, 1),
     Case("weights: another model's", other_model_weights, EVAL_WEIGHTS, 1),
+    Case("numbers: NaN in a fold's weights", nan_weights, EVAL_WEIGHTS, 1),
+    Case("numbers: NaN logits from finite weights", nan_logit_weights, _with_model(EVAL_WEIGHTS, f"{TINY}-nan"), 1),
+    Case("contract: one class channel (train)", nothing, _with_model(TRAIN, f"{TINY}-one-class"), 1,
+         "eval logits have 1 channel(s) (2, 1, 64, 64) for an input of (2, 3, 64, 64); expected (2, 2, 64, 64)"),
+    Case("contract: logits at half the input's size (evaluate)", nothing, _with_model(EVAL_WEIGHTS, f"{TINY}-half"), 1,
+         "eval logits are (2, 2, 32, 32) for an input of (2, 3, 64, 64); expected (2, 2, 64, 64)"),
+    Case("contract: fewer train outputs than aux_weights", nothing, _with_model(TRAIN, f"{TINY}-aux"), 1,
+         "train mode returns 1 output(s) but its aux_weights (1.0, 0.4) expect 2"),
+    Case("disk: full while writing a checkpoint (train)", nothing, TRAIN_TINY, 1,
+         (RUN_FOLDER, "no space left on device", " free of "), fault=disk_full_mid_checkpoint),
+    Case("disk: read-only file system (evaluate)", nothing, EVAL_MAPS, 1,
+         ("{root}/results/eval/synthetic", "read-only file system", " free of "), fault=disk_read_only),
+    Case("disk: write permission lost (train)", nothing, TRAIN_TINY, 1,
+         (RUN_FOLDER, "permission denied", " free of "), fault=write_permission_lost),
     Case("weights: pattern without {fold}", nothing, EVAL_WEIGHTS[:-5] + ("{root}/w1.pt",) + EVAL_WEIGHTS[-4:], 1,
          "must contain {fold}"),
     Case("plugin: file missing", nothing, ("list", "--plugin", "{root}/nowhere.py"), 1, "nowhere.py"),
@@ -299,15 +431,19 @@ def root(pristine, tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, root: Path, capsys) -> None:
+def test_bad_input(case: Case, root: Path, capsys, monkeypatch) -> None:
     culprit = case.damage(root) or case.culprit
+    culprits = [c.replace("{root}", str(root)) for c in ((culprit,) if isinstance(culprit, str) else culprit)]
     before = _snapshot(root / "results")
     argv = [a.replace("{root}", str(root)).replace("{{fold}}", "{fold}") for a in case.argv]
+    if case.fault is not None:
+        case.fault(monkeypatch, root)
     code = main(argv)
+    monkeypatch.undo()
     err = capsys.readouterr().err
     if case.code is not None:
         assert code == case.code, err
-    assert culprit in err, err
+    assert all(c in err for c in culprits), err
     assert ("warning: " if case.warning else "error: ") in err, err
     assert "Traceback" not in err
     assert _snapshot(root / "results") == before, "the results folder changed"
@@ -315,7 +451,8 @@ def test_bad_input(case: Case, root: Path, capsys) -> None:
 
 def test_matrix_is_large_enough():
     assert len(CASES) >= 20
-    assert len({c.name.split(":")[0] for c in CASES}) == 8  # data, mask, maps, weights, plugin, archive, results, option
+    # data, mask, maps, weights, numbers, contract, disk, plugin, archive, results, option
+    assert len({c.name.split(":")[0] for c in CASES}) == 11
 
 
 def test_no_traceback_out_of_process_and_debug_shows_it(tmp_path):

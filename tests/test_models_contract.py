@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from benchmark.contract import logits_problem, train_output_problems
 from models import create_model, get_model_info, list_models
 
 
@@ -34,6 +35,7 @@ def test_eval_output_is_logits_at_input_size(built):
     assert out.shape == (2, 3, height, width)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
+    assert logits_problem(out, (2, 3, height, width), 3, get_model_info(name).low_res_logits) is None  # train's check
 
 
 def test_train_outputs_match_aux_weights_and_backward_is_finite(built):
@@ -44,6 +46,7 @@ def test_train_outputs_match_aux_weights_and_backward_is_finite(built):
     out = model(torch.randn(2, 3, height, width))
     outs = out if isinstance(out, tuple) else (out,)
     assert len(outs) == len(info.aux_weights), f"{name}: {len(outs)} outputs vs aux_weights {info.aux_weights}"
+    assert train_output_problems(out, (2, 3, height, width), 3, info.aux_weights, info.low_res_logits) == []
     for o in outs:
         assert o.shape == (2, 3, height, width)
     loss = sum(w * o.float().square().mean() for w, o in zip(info.aux_weights, outs))

@@ -175,11 +175,13 @@ def test_smoke_grid_writes_valid_records_skips_done_and_records_failures(plugin,
             "--folds", "0-1", "--protocol", "smoke", "--set", "epochs=1", "--data-root", str(data_root),
             "--results", str(tmp_path), "--dry-run", "--json"]
     capsys.readouterr()
-    assert cli_main(argv) == 0
-    rows = json.loads(capsys.readouterr().out)
+    assert cli_main(argv) == 1, "the pre-run contract check names the broken model (the plan is still printed)"
+    printed = capsys.readouterr()
+    assert f"error: {BROKEN}: train mode returns 1 output(s) but its aux_weights (1.0, 0.4) expect 2" in printed.err
+    rows = json.loads(printed.out)
     assert [(r["model"], r["fold"], r["status"]) for r in rows] == [
         ("miniseg", 0, "done"), ("miniseg", 1, "done"), (BROKEN, 0, "failed"), (BROKEN, 1, "todo")]
-    assert cli_main(argv[:-4] + ["--set", "epochs=2", "--results", str(tmp_path), "--dry-run", "--json"]) == 0
+    assert cli_main(argv[:-4] + ["--set", "epochs=2", "--results", str(tmp_path), "--dry-run", "--json"]) == 1
     assert {r["status"] for r in json.loads(capsys.readouterr().out)} == {"todo"}, "another protocol is not done"
 
 
