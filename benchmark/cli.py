@@ -13,9 +13,11 @@ COMMANDS = ("list", "download", "prepare", "train", "weights", "evaluate", "comp
 
 EXIT_CODES = """exit codes:
   0    done
-  1    a user error: a missing or damaged input, a bad value, a broken plugin, or a problem the
-       pre-run checks found (train, evaluate, demo check everything before the first job); one line
-       `error: ...` on stderr names the file or value (--debug shows the traceback instead)
+  1    a user error: a missing or damaged input, a bad value, a broken plugin, weights or logits
+       holding NaN/Inf, a disk that takes no more writes (full, read-only), or a problem the pre-run
+       checks found (train, evaluate, demo check everything before the first job, each model's output
+       contract included); one line `error: ...` on stderr names the file, model or folder (--debug
+       shows the traceback instead)
   2    a malformed command line (unknown option, missing argument)
   130  interrupted (Ctrl-C); finished work is kept
 A damaged or foreign file inside a results folder is named on stderr as a warning and left out
