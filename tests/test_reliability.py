@@ -18,7 +18,7 @@ from torch import nn
 from benchmark.cli import main
 from benchmark.contract import contract_problems, logits_problem, train_output_problems
 from benchmark.datasets import clear_cache, dataset_dir, load_dataset
-from benchmark.errors import ContractViolation, StorageFailure
+from benchmark.errors import ContractViolation, NonFinite, StorageFailure
 from benchmark.evaluation.evaluate import predict
 from benchmark.storage import format_bytes, storage_guard
 from benchmark.protocol import get_protocol
@@ -221,6 +221,28 @@ def test_declared_low_resolution_logits_are_upsampled_and_recorded(models, data_
     assert main(argv) == 0
     source = json.loads((tmp_path / "r/eval/synthetic" / f"{LOW_RES}.json").read_text())["source"]
     assert source["low_res_logits"] is True
+
+
+class FixedLogits:
+    """Stands in for a runtime session: the same logits (float32, NCHW) whatever the input."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.logits = logits
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.logits[: len(batch)]
+
+
+def test_a_model_run_by_a_runtime_is_checked_under_its_own_name(models):
+    from benchmark.deploy.evaluate import DeployedModel
+
+    images, half = np.zeros((2, 32, 32), np.uint8), np.zeros((2, 2, 16, 16), np.float32)
+    assert predict(DeployedModel(FixedLogits(half), LOW_RES), images, 0.5, 0.25, "cpu").shape == (2, 32, 32)
+    with pytest.raises(ContractViolation, match=re.escape(f"{TINY}: eval logits are (2, 2, 16, 16) for an input of")):
+        predict(DeployedModel(FixedLogits(half), TINY), images, 0.5, 0.25, "cpu")
+    nan = np.full((2, 2, 32, 32), np.nan, np.float32)
+    with pytest.raises(NonFinite, match=re.escape(f"{TINY}: non-finite logits (4,096 NaN of 4,096 values) for 2 of 2 slice(s)")):
+        predict(DeployedModel(FixedLogits(nan), TINY), images, 0.5, 0.25, "cpu")
 
 
 def test_ground_truth_alone_reads_the_images_headers_where_they_exist(data_root, tmp_path):

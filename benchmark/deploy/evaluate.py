@@ -22,11 +22,15 @@ from .export import export_onnx
 
 
 class DeployedModel(nn.Module):
-    """A runtime session called like a model: float32 NCHW tensor in, logits tensor (CPU) out."""
+    """A runtime session called like a model: float32 NCHW tensor in, logits tensor (CPU) out.
 
-    def __init__(self, session: Session) -> None:
+    It carries the registry name of the model it was exported from (`model_name`, as `create_model` sets it),
+    so `predict`'s logits check names that model and honours its `low_res_logits`.
+    """
+
+    def __init__(self, session: Session, model_name: str) -> None:
         super().__init__()
-        self.session = session
+        self.session, self.model_name = session, model_name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.session.run(np.ascontiguousarray(x.detach().cpu().float().numpy()))
@@ -63,7 +67,7 @@ class FoldDeployer:
         self.runtime_version = session.runtime_version
         self.folds.append({"fold": fold, "exporter": export.exporter, "opset": export.opset,
                            "execution_precision": session.execution_precision(), "notes": session.notes})
-        return DeployedModel(session)
+        return DeployedModel(session, self.model_name)
 
     def source(self) -> dict[str, Any]:
         """The eval record's deployment fields."""
