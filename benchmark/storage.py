@@ -54,6 +54,18 @@ def is_storage_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and not isinstance(err, StorageFailure) and err.errno in STORAGE_ERRNOS
 
 
+def storage_cause(err: BaseException) -> OSError | None:
+    """The full or read-only disk's OSError that `err` is, or was raised from (a library such as an ONNX
+    exporter may wrap it in its own exception); None when there is none."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if is_storage_error(err):
+            return err  # type: ignore[return-value]
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
+
+
 def storage_failure(err: OSError, folder: str | Path) -> StorageFailure:
     """The one-line error for a write into `folder` that failed with `err`."""
     what = os.strerror(err.errno).lower() if err.errno else str(err)

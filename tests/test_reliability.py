@@ -223,6 +223,25 @@ def test_declared_low_resolution_logits_are_upsampled_and_recorded(models, data_
     assert source["low_res_logits"] is True
 
 
+@pytest.mark.parametrize("wrapped", [False, True], ids=["OSError", "wrapped by the exporter"])
+def test_a_full_disk_stops_an_export_instead_of_failing_the_model(tmp_path, monkeypatch, wrapped):
+    pytest.importorskip("onnx")
+    from benchmark.deploy import export as export_module
+
+    def disk_full(net, sample, path, exporter, opset):
+        Path(path).write_bytes(b"half a graph")
+        err = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        if wrapped:
+            raise RuntimeError("the exporter could not save the graph") from err
+        raise err
+
+    monkeypatch.setattr(export_module, "_export_once", disk_full)
+    out = tmp_path / "exports"
+    with pytest.raises(StorageFailure, match=re.escape(f"{out}: no space left on device (writing tiny.onnx); ")):
+        export_module.export_onnx(nn.Conv2d(3, 2, 1), "tiny", out / "tiny.onnx", 16, "torchscript")
+    assert list(out.iterdir()) == [], "no temporary folder or half-written graph is left"
+
+
 class FixedLogits:
     """Stands in for a runtime session: the same logits (float32, NCHW) whatever the input."""
 

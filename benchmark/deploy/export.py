@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import EXPORTERS
+from ..storage import storage_cause, storage_failure, storage_guard
 from .backends import require
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -179,7 +180,8 @@ def export_onnx(
     if "dynamo" in order:
         require("onnxscript", "onnxscript (the dynamo exporter's ONNX builder)")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with storage_guard(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
     if any(p.device.type != "cpu" for p in model.parameters()):
         model = copy.deepcopy(model).cpu()  # the caller's model stays on its device
     net = MainOutput(model).eval()
@@ -188,7 +190,8 @@ def export_onnx(
     result = ExportResult(name, None, None, None, ["N", 3, height, width], 0.0)
     begin = time.perf_counter()
     for attempt in order:
-        workdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+        with storage_guard(path.parent):
+            workdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
         try:
             with _quiet(), torch.no_grad():
                 _export_once(net, sample, workdir / path.name, attempt, opset)
@@ -199,6 +202,9 @@ def export_onnx(
             result.path, result.exporter, result.opset = path, attempt, onnx_opset(path)
             break
         except Exception as err:  # noqa: BLE001 - an exporter's failure is recorded; the next one is tried
+            full = storage_cause(err)
+            if full is not None:  # a full or read-only disk, not the model: every later export would fail too
+                raise storage_failure(full, path.parent) from err
             result.attempts.append({"exporter": attempt, "error": _error_text(err)})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
