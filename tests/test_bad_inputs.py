@@ -351,6 +351,8 @@ EVAL_WEIGHTS = ("evaluate", "--dataset", "synthetic", "--data-root", "{root}/dat
                 "--model", TINY, "--weights", "{root}/w{{fold}}.pt", "--label", "new", "--precision", "float32")
 TRAIN_TINY = TRAIN[:2] + (TINY,) + TRAIN[3:9] + ("--set", "epochs=1", "--device", "cpu") + TRAIN[9:]
 RUN_FOLDER = f"{{root}}/results/runs/synthetic/{TINY}/fold0"
+PREDICT = ("predict", "--model", TINY, "--weights", "{root}/w2.pt", "--input", "{root}/data/synthetic/tr_im",
+           "--out", "{root}/results/predicted", "--mean", "0.5", "--std", "0.25", "--batch-size", "2")
 
 
 def _with_model(argv: tuple[str, ...], model: str) -> tuple[str, ...]:
@@ -378,10 +380,15 @@ CASES = [
     Case("weights: another model's", other_model_weights, EVAL_WEIGHTS, 1),
     Case("numbers: NaN in a fold's weights", nan_weights, EVAL_WEIGHTS, 1),
     Case("numbers: NaN logits from finite weights", nan_logit_weights, _with_model(EVAL_WEIGHTS, f"{TINY}-nan"), 1),
+    Case("numbers: NaN in the weights (predict)", nan_weights, PREDICT, 1),
+    Case("numbers: NaN logits from finite weights (predict)", nan_logit_weights,
+         _with_model(PREDICT, f"{TINY}-nan")[:4] + ("{root}/w1.pt",) + PREDICT[5:], 1),
     Case("contract: one class channel (train)", nothing, _with_model(TRAIN, f"{TINY}-one-class"), 1,
          "eval logits have 1 channel(s) (2, 1, 64, 64) for an input of (2, 3, 64, 64); expected (2, 2, 64, 64)"),
     Case("contract: logits at half the input's size (evaluate)", nothing, _with_model(EVAL_WEIGHTS, f"{TINY}-half"), 1,
          "eval logits are (2, 2, 32, 32) for an input of (2, 3, 64, 64); expected (2, 2, 64, 64)"),
+    Case("contract: logits at half the input's size (predict)", nothing, _with_model(PREDICT, f"{TINY}-half"), 1,
+         f"{TINY}-half: eval logits are (2, 2, 64, 64) for an input of (2, 3, 128, 128); expected (2, C>=2, 128, 128)"),
     Case("contract: fewer train outputs than aux_weights", nothing, _with_model(TRAIN, f"{TINY}-aux"), 1,
          "train mode returns 1 output(s) but its aux_weights (1.0, 0.4) expect 2"),
     Case("disk: full while writing a checkpoint (train)", nothing, TRAIN_TINY, 1,

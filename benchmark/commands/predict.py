@@ -101,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..datasets.prepare import DEFAULT_WINDOW_HU
     from ..env import resolve_device
+    from ..errors import NonFinite
     from ..evaluation import inference
     from .evaluate import checked_precision
 
@@ -125,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
     inference.check_output(args.out, nifti, [] if nifti else names, args.force)
     size_px = inference.run_size(loaded, args.size)
     inference.check_sizes(images, where, model_name, size_px)
-    masks, deployment = _segment(args, model, model_name, images, stats, device, size_px)
+    try:
+        masks, deployment = _segment(args, model, model_name, images, stats, device, size_px)
+    except NonFinite as err:  # finite weights, non-finite logits: name the file they came from too
+        raise NonFinite(f"{args.weights}: {err}") from None
     if nifti:
         written = [inference.write_nifti_mask(args.out, source,
                                               inference.mask_volume(masks, volume.shape, args.slice_axis))]
