@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv on first use and install the project into it; `make test` adds the dev extras
-# (pytest, pytest-xdist, pytest-benchmark, ray, monai), which the demo does not need.
+# (pytest, pytest-xdist, pytest-benchmark, ray, monai, nnunetv2), which the demo does not need.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

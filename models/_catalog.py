@@ -31,3 +31,4 @@ from . import egeunet  # noqa: F401
 from . import cmunext  # noqa: F401
 from . import ulite  # noqa: F401
 from . import anamnet  # noqa: F401
+from . import nnunet  # noqa: F401

@@ -55,7 +55,10 @@ def registry_rows(pattern: str | None, with_params: bool) -> list[dict]:
             row.update(reported_params=info.reported_params, reported_gmacs=info.reported_gmacs,
                        reported_input=info.reported_input)
         if with_params:
-            row["params"] = count_params(name)
+            try:
+                row["params"] = count_params(name)
+            except ImportError as err:  # a model of an optional extra that is not installed (nnU-Net)
+                row.update(params=None, note=str(err))
         out.append(row)
     return out
 
