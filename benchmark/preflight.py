@@ -70,16 +70,20 @@ def check_assignments(request: TrainRequest) -> list[str]:
 
 def check_model_fields(request: TrainRequest) -> list[str]:
     """`--set` fields that cannot apply to a model: pretrained without a `pretrained` builder argument,
-    aux_weights of the wrong length, bn_init without a BatchNorm layer."""
+    aux_weights of the wrong length, bn_init without a BatchNorm layer, ours on a job a framework trains
+    (nnU-Net) and the framework's on ours."""
     protocol = _protocol(request)
     if protocol is None:
         return []
     problems = []
+    from .frameworks import inapplicable_fields
+
     for model, effective, error in _effective_protocols(request.models, protocol):
         if error is not None:  # the message names the model
             problems.append(error)
             continue
-        problems += [f"{model}: {p}" for p in _field_problems(model, protocol, effective)]
+        misplaced = inapplicable_fields(protocol, model)
+        problems += [f"{model}: {p}" for p in misplaced or _field_problems(model, protocol, effective)]
     if any("--set pretrained=true does not apply" in p for p in problems):
         problems.append(f"--set pretrained applies to the models with an ImageNet backbone: "
                         f"{', '.join(_pretrained_models())}")
@@ -190,6 +194,13 @@ def weights_problems(model: str, download: bool) -> list[str]:
     return problems
 
 
+def check_frameworks(request: TrainRequest) -> list[str]:
+    """Models that need an optional framework that is not installed (nnU-Net's nnunetv2), naming the extra."""
+    from .frameworks import missing_framework
+
+    return [f"{model}: {problem}" for model in request.models if (problem := missing_framework(model))]
+
+
 def check_datasets(request: TrainRequest) -> list[str]:
     """Every requested dataset is known, laid out under the data root, and holds each slice of its folds."""
     if request.data_root is None:
@@ -249,8 +260,8 @@ def results_problems(results: str | Path) -> list[str]:
 
 
 #: The checks `train` runs, in order. Append a function here to add one.
-CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_model_fields, check_output_contract,
-                             check_pretrained_weights, check_datasets, check_results)
+CHECKS: tuple[Check, ...] = (check_preset, check_assignments, check_frameworks, check_model_fields,
+                             check_output_contract, check_pretrained_weights, check_datasets, check_results)
 
 
 def run_checks(request: TrainRequest, checks: Sequence[Check] = CHECKS) -> list[str]:

@@ -10,7 +10,8 @@ What a model actually trains with is `recipes.resolve(protocol, model)` (benchma
 under `paper` (and `fast`, `smoke`, derived from it) each paper row gets the recipe of the
 authors' script that trained it; under `uniform` every model gets the base recipe. Both keep the
 paper row's initialisation. Fields given with `--set` win over the model's recipe and are
-recorded as deviations.
+recorded as deviations. A model an external framework trains (nnU-Net: benchmark.frameworks)
+gets `trainer` = the framework and the framework's schedule (`epochs` x `steps_per_epoch`) instead.
 """
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ BN_INITS = ("default", "torch041")
 RECIPE_MODES = ("paper", "uniform")
 #: The fields a model's recipe decides (benchmark.recipes); `--set` on them is a deviation.
 RECIPE_FIELDS = ("passes", "normalization", "pretrained", "loss", "aux_weights")
+#: Who trains a job: "ours" (benchmark.training.train) or an external framework (benchmark.frameworks).
+TRAINERS = ("ours", "nnunet")
+#: The schedule a framework's recipe decides (like RECIPE_FIELDS for ours); `--set` on them is a deviation.
+SCHEDULE_FIELDS = ("epochs", "steps_per_epoch")
+#: Fields added after records were written, left out of `to_dict` at their default so those records still match.
+LATER_FIELDS: Mapping[str, Any] = MappingProxyType({"steps_per_epoch": 0, "trainer": "ours"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,12 @@ class Protocol:
     bn_init: str = "default"
     #: "paper": each paper row trains with its authors' recipe; "uniform": every model with this one.
     recipes: str = "paper"
+    #: Optimiser steps per epoch where a framework counts epochs in steps (nnU-Net: 250); 0 for our trainer,
+    #: whose epoch is its passes over the training slices.
+    steps_per_epoch: int = 0
+    #: Who trains (TRAINERS): set by the model's recipe, not by `--set` (`--protocol uniform` trains every model
+    #: with ours).
+    trainer: str = "ours"
     #: The fields set with `--set` / `with_overrides` (not part of what is computed: see `to_dict`).
     user_set: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -110,18 +123,26 @@ class Protocol:
         `differs_from_preset`: fields whose value is not the preset's, and recipe fields set with
         `--set` that differ from the model's recipe (a model's own recipe is not a difference).
         """
-        out: dict[str, Any] = {f.name: jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "user_set"}
+        out: dict[str, Any] = {
+            f.name: jsonable(getattr(self, f.name)) for f in fields(self)
+            if f.name != "user_set" and not (f.name in LATER_FIELDS and getattr(self, f.name) == LATER_FIELDS[f.name])
+        }
         preset = PRESETS.get(self.name)
+        decided = self.recipe_decided()
         out["differs_from_preset"] = (
             sorted(
                 name for name in _field_types()
-                if (name in self.user_set and name in RECIPE_FIELDS)
-                or (name not in RECIPE_FIELDS and getattr(self, name) != getattr(preset, name))
+                if (name in self.user_set and name in decided)
+                or (name not in decided and getattr(self, name) != getattr(preset, name))
             )
             if preset is not None
             else None
         )
         return out
+
+    def recipe_decided(self) -> tuple[str, ...]:
+        """The fields the model's recipe decides: RECIPE_FIELDS, plus the schedule where a framework trains."""
+        return RECIPE_FIELDS + (SCHEDULE_FIELDS if self.trainer != "ours" else ())
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Protocol":
         """A copy with some fields replaced; values may be strings (parsed by the field's type)."""
@@ -150,6 +171,8 @@ def _validate(p: Protocol) -> list[str]:
         (p.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
         (p.bn_init in BN_INITS, f"bn_init must be one of {', '.join(BN_INITS)}"),
         (p.recipes in RECIPE_MODES, f"recipes must be one of {', '.join(RECIPE_MODES)}"),
+        (p.steps_per_epoch >= 0, "steps_per_epoch must be >= 0"),
+        (p.trainer in TRAINERS, f"trainer must be one of {', '.join(TRAINERS)}"),
         (all(w >= 0 for w in p.aux_weights) and (not p.aux_weights or p.aux_weights[0] > 0),
          "aux_weights must be >= 0, the main output's > 0"),
     ]
@@ -164,7 +187,7 @@ def _validate(p: Protocol) -> list[str]:
 def _field_types() -> dict[str, Any]:
     """Field name -> resolved type hint of every settable field, in declaration order."""
     hints = typing.get_type_hints(Protocol)
-    return {f.name: hints[f.name] for f in fields(Protocol) if f.name != "user_set"}
+    return {f.name: hints[f.name] for f in fields(Protocol) if f.name not in ("user_set", "trainer")}
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:

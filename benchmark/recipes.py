@@ -15,7 +15,8 @@ trainInfNet.py to 2); the values the authors chose per model are not published, 
 recipe keeps the base recipe's lr 1e-3 and batch 5.
 
 `resolve(protocol, model)` gives the protocol a model trains with and the record's
-`protocol_exception`. Models without a paper row (library models, plugins, variants) get the
+`protocol_exception`; a model an external framework trains (nnU-Net) gets the framework's
+(benchmark.frameworks). Models without a paper row (library models, plugins, variants) get the
 `uniform` recipe under every preset: the preset's own passes and schedule, class-weighted
 cross-entropy with the model's declared auxiliary weights, and ImageNet weights with ImageNet
 normalisation where `ModelInfo.pretrained_backbone` says so (fold statistics otherwise).
@@ -145,6 +146,11 @@ def resolve(protocol: Protocol, model: str) -> tuple[Protocol, dict[str, Any] | 
     """The protocol `model` trains with (its recipe, then the `--set` fields) and its `protocol_exception`."""
     from models import get_model_info
 
+    from . import frameworks
+
+    framework = frameworks.framework_of(model, protocol)
+    if framework is not None:
+        return frameworks.resolve(protocol, model, framework)
     mode, recipe, row_name, no_weights = recipe_fields(protocol, model)
     user = {k: getattr(protocol, k) for k in protocol.user_set if k in RECIPE_FIELDS}
     if user.get("aux_weights") == ():
@@ -206,12 +212,24 @@ def describe(
                 "the per-model values the authors chose are not published")
     elif row_name:
         head = f"the uniform recipe (MiniSeg's, for every model) with the initialisation of the paper's {row_name} row"
+    elif _framework_family(model):
+        head = (f"{model}: the uniform recipe (MiniSeg's) with our trainer; under the paper-based presets its "
+                "framework trains it")
     else:
         head = f"{model} has no row in the paper: the uniform recipe (MiniSeg's) under every preset"
     parts = [head, recipe_summary(recipe)]
     if deviations:
         parts.append("deviations: " + "; ".join(deviations))
     return ". ".join(parts) + "."
+
+
+def _framework_family(model: str) -> bool:
+    """Whether an external framework trains `model` under the paper-based presets (nnU-Net's models)."""
+    from models import get_model_info
+
+    from .frameworks import FAMILY_FRAMEWORKS
+
+    return get_model_info(model).family in FAMILY_FRAMEWORKS
 
 
 def recipe_summary(recipe: dict[str, Any]) -> str:
@@ -233,6 +251,11 @@ def effective_recipe(protocol: Protocol, model: str) -> dict[str, Any]:
     """What `model` trains with under `protocol`, for `train --dry-run --json`: the recipe's fields, the
     schedule, where the recipe comes from, and the `protocol_exception` text (None when there is none)."""
     effective, exc = resolve(protocol, model)
+    if effective.trainer != "ours":  # a framework's recipe: its trainer, the schedule and what applies of ours
+        return {"preset": protocol.name, "recipe": protocol.recipes, "trainer": effective.trainer,
+                "script": exc["script"], "base_size": effective.base_size, "epochs": effective.epochs,
+                "steps_per_epoch": effective.steps_per_epoch, "seed": effective.seed,
+                "set_by_user": effective.to_dict()["differs_from_preset"], "protocol_exception": exc["text"]}
     mode, _, row_name, _ = recipe_fields(protocol, model)
     script = SCRIPTS[ROWS[row_name].script].path if mode == "paper" and row_name else None
     return {
@@ -256,9 +279,12 @@ def effective_recipe(protocol: Protocol, model: str) -> dict[str, Any]:
 
 
 def short_label(protocol: Protocol, model: str) -> str:
-    """A few words for tables: 'paper: train_bl.py', 'uniform', 'paper: train.py', with '*' for deviations."""
+    """A few words for tables: 'paper: train_bl.py', 'uniform', 'paper: train.py', 'paper: nnUNetTrainer', with '*'
+    for deviations."""
     effective, exc = resolve(protocol, model)
     mode, _, row_name, _ = recipe_fields(protocol, model)
     label = f"{mode}: {SCRIPTS[ROWS[row_name].script].path.rsplit('/', 1)[-1]}" if mode == "paper" else mode
+    if effective.trainer != "ours":  # trained by a framework: its trainer's name
+        label = f"{protocol.recipes}: {exc['script'].rsplit('/', 1)[-1]}"
     deviates = bool(effective.to_dict()["differs_from_preset"]) or bool(exc and exc["deviations"])
     return label + ("*" if deviates else "")

@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "benchmark.env"),
     ("benchmark.datasets",),
     ("benchmark.records",),
-    ("benchmark.protocol", "benchmark.recipes"),
+    ("benchmark.protocol", "benchmark.recipes", "benchmark.frameworks"),
     ("benchmark.normalization",),
     ("benchmark.contract", "benchmark.checks"),
     ("benchmark.evaluation",),

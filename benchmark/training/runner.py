@@ -28,7 +28,8 @@ from ..protocol import Protocol
 from ..recipes import resolve
 from ..records import CHECKPOINT_INFO_NAME, LOCK_NAME, RECORD_NAME, fold_dir_name, results_key, run_dir, same_protocol
 from ..storage import storage_guard
-from .train import TrainOptions, run_training
+from .backends import backend
+from .train import TrainOptions
 
 LOCK_HEARTBEAT_S = 60.0
 LOCK_STALE_AFTER_S = 15 * 60.0  # fifteen missed heartbeats
@@ -352,7 +353,8 @@ def run_job(job: TrainJob) -> JobOutcome:
     try:
         if job_state(job, warn=False).status == "done":  # finished by another runner meanwhile
             return JobOutcome(job, "skipped", "already done")
-        record = run_training(
+        train = backend(job.effective_protocol())  # our trainer, or the framework that trains this model
+        record = train(
             job.model, job.dataset, job.fold, job.protocol, job.options, job.data_root, job.run_dir,
             on_epoch_end=lock.heartbeat, split=job.split,
         )
