@@ -72,12 +72,12 @@ def check_model_fields(request: TrainRequest) -> list[str]:
     """`--set` fields that cannot apply to a model: pretrained without a `pretrained` builder argument,
     aux_weights of the wrong length, bn_init without a BatchNorm layer, ours on a job a framework trains
     (nnU-Net) and the framework's on ours."""
+    from .frameworks import inapplicable_fields
+
     protocol = _protocol(request)
     if protocol is None:
         return []
     problems = []
-    from .frameworks import inapplicable_fields
-
     for model, effective, error in _effective_protocols(request.models, protocol):
         if error is not None:  # the message names the model
             problems.append(error)

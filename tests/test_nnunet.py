@@ -50,7 +50,8 @@ def test_nnunet_models_train_with_nnunet_under_paper_presets_and_with_ours_under
     smoke = frameworks.framework_of("nnunet-2d", get_protocol("smoke"))
     assert smoke is not None and smoke.schedule("smoke") == (2, 2)
     uniform = get_protocol("uniform")
-    assert frameworks.framework_of("nnunet-2d", uniform) is None and frameworks.framework_of("miniseg", PRESETS["paper"]) is None
+    assert frameworks.framework_of("nnunet-2d", uniform) is None
+    assert frameworks.framework_of("miniseg", PRESETS["paper"]) is None
     from benchmark.training.nnunet import job
 
     assert backend(effective) is job.run and backend(uniform) is run_training
@@ -109,6 +110,7 @@ def test_log_probabilities_resized_give_the_argmax_of_resized_logits(tmp_path):
 
 # --- the registry: the network nnU-Net plans and builds -------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["nnunet-2d", "nnunet-resenc-m-2d"])
 def test_registry_network_is_the_one_nnunets_trainer_builds_from_the_plan(name):
     _nnunet()
@@ -169,14 +171,18 @@ def smoke(tmp_path_factory):
     from benchmark.training.nnunet import job
 
     data_root, results = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("results")
-    torch.set_num_threads(1)
-    [first] = plan_jobs(["nnunet-2d"], ["synthetic"], [0], get_protocol("smoke"), CPU, data_root, results)
-    with pytest.raises(job.SessionEnded):
-        job.run(first.model, first.dataset, 0, first.protocol, CPU, data_root, first.run_dir, stop_after_epoch=1)
-    between = job_state(first)
-    code = main(["train", "--models", "nnunet-2d", "--datasets", "synthetic", "--folds", "0", "--protocol", "smoke",
-                 "--data-root", str(data_root), "--results", str(results), "--device", "cpu", "--threads", "1",
-                 "--no-progress"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the job's CPUs: one, so nnU-Net augments in-process
+    try:
+        [first] = plan_jobs(["nnunet-2d"], ["synthetic"], [0], get_protocol("smoke"), CPU, data_root, results)
+        with pytest.raises(job.SessionEnded):
+            job.run(first.model, first.dataset, 0, first.protocol, CPU, data_root, first.run_dir, stop_after_epoch=1)
+        between = job_state(first)
+        code = main(["train", "--models", "nnunet-2d", "--datasets", "synthetic", "--folds", "0", "--protocol",
+                     "smoke", "--data-root", str(data_root), "--results", str(results), "--device", "cpu",
+                     "--threads", "1", "--no-progress"])
+    finally:
+        torch.set_num_threads(threads)
     return data_root, results, code, between
 
 

@@ -10,7 +10,9 @@ Presets: `paper` (default) trains each paper row as its authors did: MiniSeg (an
 with the root script's four-scale recipe, every other row with its full_code script's recipe
 (one 512 px pass; ImageNet or fold normalisation; ImageNet or scratch backbone; its loss terms).
 `uniform` trains every model with MiniSeg's recipe, keeping each row's initialisation. `fast` and
-`smoke` shorten `paper`. Models without a paper row get the uniform recipe under every preset.
+`smoke` shorten `paper`. Models without a paper row get the uniform recipe under every preset, except
+nnU-Net's (nnunet-2d, nnunet-resenc-m-2d): under paper, fast and smoke nnU-Net v2 trains them itself
+(its plan, trainer and schedule, 1000 epochs x 250 steps; --set epochs / steps_per_epoch shorten it).
 Before the first job, `train` checks the preset, the --set fields against each model's recipe and
 the ImageNet weights the models need (fetching missing ones; see the `weights` command), and
 stops without training when something is wrong. `--dry-run --json` prints each job's recipe.
@@ -21,6 +23,7 @@ Examples:
   run_benchmark.py train --models 'pspnet-*,unet' --datasets CT100 --protocol uniform --dry-run --json
   run_benchmark.py train --models pspnet-resnet101 --datasets CT100 --set pretrained=false --set bn_init=torch041
   run_benchmark.py train --models 'smp-*' --datasets synthetic --protocol smoke
+  run_benchmark.py train --models nnunet-2d --datasets CT100 --set epochs=50 --set steps_per_epoch=100
   run_benchmark.py train --models miniseg --datasets CT100 --folds 0 --protocol fast --set base_size=128
   run_benchmark.py train --models miniseg --datasets CT100 --set epochs=40 --set 'passes=((1.0, 16),)'
   run_benchmark.py train --models miniseg --datasets CT100 --amp bf16 --channels-last --compile
@@ -76,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-job", type=float, default=None, metavar="G",
                         help="ray: GPUs per job, fractional to share one (0.25) (default: 1 with GPUs, else 0)")
     parser.add_argument("--cpus-per-job", type=float, default=None, metavar="C",
-                        help="ray: CPUs per job (default 1); pool: torch threads per worker (default: cores/workers)")
+                        help="ray: CPUs per job (default 1); pool: torch threads per worker (default: cores/workers); "
+                        "an nnU-Net job gives nnU-Net that many threads and one fewer augmentation workers")
     parser.add_argument("--retries", type=int, default=None, metavar="N",
                         help="pool, ray: retries of a job whose worker died, then it is recorded as failed (default 2)")
     add_split(parser)

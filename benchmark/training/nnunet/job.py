@@ -162,8 +162,9 @@ def prepare_workspace(model: str, dataset: str, split: str, data_root: str | Pat
         write_splits(workspace, folds)
         if not all(step_done(workspace, s) for s in ("fingerprint", planner.plans_identifier)) \
                 or not _data_done(workspace, planner.plans_identifier):
-            env = child_env(workspace, workspace.root / "unused-results", cpus, max(1, cpus), torch.device("cpu"),
-                            False)
+            # nnU-Net's planner needs at least one augmentation worker in its variable; it trains nothing here
+            env = child_env(workspace, workspace.root / "nnUNet_results", cpus, max(1, cpus), torch.device("cpu"),
+                            compile_model=False)
             run_child("prepare", {"dataset": workspace.dataset, "dataset_id": DATASET_ID, "processes": cpus,
                                   "planner_module": planner.module, "planner_class": planner.cls,
                                   "plans_identifier": planner.plans_identifier, "configuration": CONFIGURATION},
@@ -209,7 +210,8 @@ def probabilities_to_masks(validation: Path, ids: list[str], out_shape: tuple[in
         if not path.is_file():
             raise ChildFailed(f"{path}: nnU-Net did not predict test slice {slice_id}")
         with np.load(path) as saved:
-            probabilities = torch.from_numpy(saved["probabilities"][:, 0].astype(np.float32))  # (C, 1, H, W) -> (C, H, W)
+            # saved as (classes, 1, H, W): nnU-Net's 2D reader gives a slice one z plane
+            probabilities = torch.from_numpy(saved["probabilities"][:, 0].astype(np.float32))
         logits = upsample_to(torch.log(probabilities.clamp_min(1e-12))[None], out_shape)
         out[index] = (logits[0].argmax(dim=0) != 0).numpy()
     return out
@@ -263,7 +265,8 @@ def _train_fold(model: str, fold: int, effective: Protocol, options: TrainOption
     spec = {
         "dataset": workspace.dataset, "plans_identifier": PLANNERS[model].plans_identifier,
         "configuration": CONFIGURATION, "fold": fold, "epochs": effective.epochs,
-        "steps_per_epoch": effective.steps_per_epoch, "val_steps_per_epoch": FRAMEWORK.val_steps(effective.steps_per_epoch),
+        "steps_per_epoch": effective.steps_per_epoch,
+        "val_steps_per_epoch": FRAMEWORK.val_steps(effective.steps_per_epoch),
         "checkpoint_every_s": options.checkpoint_every_s, "stop_after_epoch": stop_after_epoch,
         "device": device.type, "threads": cpus, "seed": effective.seed,
         "resume": (job_dir / CHECKPOINT_INFO_NAME).is_file(),
@@ -296,7 +299,8 @@ def _check_fold_cases(folder: Path, train: list[str], test: list[str]) -> dict[s
     for kind, ours, theirs in (("training", train, cases["train"]), ("test", test, cases["val"])):
         if sorted(ours) != sorted(theirs):
             missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
-            raise ChildFailed(f"nnU-Net's {kind} cases differ from our fold's: missing {missing[:3]}, extra {extra[:3]}")
+            raise ChildFailed(f"nnU-Net's {kind} cases differ from our fold's: missing {missing[:3]}, "
+                              f"extra {extra[:3]}")
     return {"n_train": len(cases["train"]), "n_val": len(cases["val"]), "same_as_our_fold": True}
 
 

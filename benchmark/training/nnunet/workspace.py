@@ -117,7 +117,8 @@ def write_raw(workspace: Workspace, ids: Sequence[str], images: np.ndarray, mask
     (dataset / "imagesTr").mkdir(parents=True)
     (dataset / "labelsTr").mkdir()
     for slice_id, image, mask in zip(ids, images, masks):
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(dataset / "imagesTr" / f"{slice_id}{CHANNEL}.png")
+        image_file = dataset / "imagesTr" / f"{slice_id}{CHANNEL}.png"
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(image_file)
         Image.fromarray(mask.astype(np.uint8)).save(dataset / "labelsTr" / f"{slice_id}.png")
     (dataset / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
     (staging / workspace.preprocessed.name / workspace.dataset).mkdir(parents=True)
