@@ -7,9 +7,12 @@ that very situation.
 """
 from __future__ import annotations
 
+import fcntl
 import json
-from importlib.metadata import version
+import os
+import shutil
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +141,6 @@ PLANNER_CLASSES = {"nnunet-2d": "ExperimentPlanner", "nnunet-resenc-m-2d": "nnUN
 
 def test_planning_leaves_no_nnunet_variable_behind():
     _nnunet()
-    import os
-
     from models.nnunet import nnunet_paths
 
     before = {k: v for k, v in os.environ.items() if k.startswith("nnUNet_")}
@@ -166,11 +167,17 @@ def test_without_nnunetv2_a_one_line_error_names_the_extra(tmp_path, monkeypatch
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """Fold 0 of the synthetic data trained by nnU-Net under `smoke`: stopped after epoch 1, then resumed by
-    `train`; returns (data root, results folder, the train command's exit code, the state in between)."""
+    `train`; returns (data root, results folder, the train command's exit code, the job's status and detail in
+    between). Trained once per session: pytest-xdist workers share the first one's run (see `_once`)."""
     _nnunet()
+    run = _once(tmp_path_factory, "nnunet-smoke", _train_smoke)
+    return Path(run["data_root"]), Path(run["results"]), run["code"], run["between"]
+
+
+def _train_smoke(folder: Path) -> dict:
     from benchmark.training.nnunet import job
 
-    data_root, results = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("results")
+    data_root, results = folder / "data", folder / "results"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the job's CPUs: one, so nnU-Net augments in-process
     try:
@@ -183,7 +190,27 @@ def smoke(tmp_path_factory):
                      "--threads", "1", "--no-progress"])
     finally:
         torch.set_num_threads(threads)
-    return data_root, results, code, between
+    return {"data_root": str(data_root), "results": str(results), "code": code,
+            "between": {"status": between.status, "detail": between.detail}}
+
+
+def _once(tmp_path_factory, name: str, produce) -> dict:
+    """`produce(folder)`'s JSON result, computed once per session: under pytest-xdist every worker's module fixture
+    would train again, so they share the session's temporary root and the first worker's result (a file lock)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return produce(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / name  # the session's root, above each worker's own
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = shared / "result.json"
+        if not result.is_file():  # a worker that failed left no result: the next one trains in a folder of its own
+            folder = shared / worker
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            result.write_text(json.dumps(produce(folder)))
+        return json.loads(result.read_text())
 
 
 def _fold_dir(results: Path) -> Path:
@@ -193,7 +220,7 @@ def _fold_dir(results: Path) -> Path:
 @pytest.mark.slow
 def test_smoke_run_resumes_the_interrupted_fold_and_writes_a_done_record(smoke):
     data_root, results, code, between = smoke
-    assert between.status == "partial" and between.detail == "epoch 1/2"
+    assert between == {"status": "partial", "detail": "epoch 1/2"}
     assert code == 0
     record = json.loads((_fold_dir(results) / "record.json").read_text())
     assert record["schema"] == "miniseg-bench/run/2" and record["status"] == "done" and record["error"] is None
