@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110 or synthetic")
+    parser.add_argument("--dataset", required=True, help="CT100, P9, P20, P1110, synthetic or one of your own")
     parser.add_argument("--data-root", type=Path, default=Path("datasets"), help="folder holding COVID-19-<NAME>/")
     parser.add_argument("--model", default="nnunet-2d", help="nnunet-2d or nnunet-resenc-m-2d")
     parser.add_argument("--size", type=int, default=512, help="the slices' side given to nnU-Net (base_size)")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from models import create_model
     from models.nnunet import PLANNERS
 
-    dataset = get_spec(args.dataset).name
+    dataset = get_spec(args.dataset, args.data_root).name  # a built-in, or a dataset of your own under the root
     folds = get_folds(dataset, args.data_root, split=args.split)
     version = nnunet_version()
     workspace, digest = prepare_workspace(args.model, dataset, args.split, args.data_root, args.results,
