@@ -145,3 +145,45 @@ def test_compare_cli_json_and_too_few_models(fabricated: Path, tmp_path: Path, c
     assert "only 1 complete model" in capsys.readouterr().err  # a message, not a traceback
     assert main(["compare", "--results", str(fabricated), "--dataset", "synthetic", "--metric", "nsd"]) == 1
     assert "only under --policy strict" in capsys.readouterr().err
+
+
+# --- per-patient (3-D) comparison -----------------------------------------------------------------
+
+def _write_volume_run(results: Path, model: str, rng: np.random.Generator, with_hd95: bool = True) -> pd.DataFrame:
+    """Per-slice CSVs with the per-volume columns (counts, 3-D distances, HD95 3-D) of a model on synthetic."""
+    rows = []
+    for p in range(10):
+        hd95 = rng.uniform(2.0, 20.0)
+        for z in range(4):
+            tp, fp, fn = rng.integers(5, 50, 3)
+            rows.append({"id": f"synth_{p:02d}_{z:04d}", "tp": tp, "fp": fp, "fn": fn, "tn": 1000,
+                         "paper_dsc": 0.5, "strict_dsc": 0.5, "hd3d_pred_to_gt": rng.uniform(1, 9),
+                         "hd3d_gt_to_pred": rng.uniform(1, 9), "hd95_3d": hd95})
+    frame = pd.DataFrame(rows if with_hd95 else [{k: v for k, v in r.items() if k != "hd95_3d"} for r in rows])
+    for k in range(5):
+        fold_dir = results / "runs" / "synthetic" / model / f"fold{k}"
+        fold_dir.mkdir(parents=True)
+        frame.iloc[8 * k: 8 * k + 8].to_csv(fold_dir / "per_slice.csv", index=False)
+        (fold_dir / "record.json").write_text(json.dumps({"schema": "miniseg-bench/run/1", "status": "done"}))
+    return frame
+
+
+def test_compare_by_patient_rebuilds_each_volume_from_its_slices(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    frames = {m: _write_volume_run(tmp_path, m, rng) for m in ("miniseg", "enet", "cgnet")}
+    _write_volume_run(tmp_path, "old-run", rng, with_hd95=False)  # scored before HD95 3-D existed
+    by_volume = {m: f.assign(volume=f["id"].str[:8]).groupby("volume") for m, f in frames.items()}
+    for metric, expected in (
+        ("hd95", {m: g["hd95_3d"].first().mean() for m, g in by_volume.items()}),
+        ("hd", {m: g[["hd3d_pred_to_gt", "hd3d_gt_to_pred"]].max().max(axis=1).mean() for m, g in by_volume.items()}),
+        ("dsc", {m: (2 * g.tp.sum() / (2 * g.tp.sum() + g.fp.sum() + g.fn.sum())).mean() * 100
+                 for m, g in by_volume.items()}),
+    ):
+        result = compare(tmp_path, "synthetic", metric=metric, unit="patient", n_resamples=200).result
+        assert result["n_cases"] == 10 and result["resampled"] == "patients"
+        assert {m: result["models"][m]["mean"] for m in expected} == pytest.approx(expected), metric
+        left_out = {e["model"]: e["reason"] for e in result["excluded"]}
+        if metric == "hd95":  # a run without the column is named, not scored as if it had none
+            assert "hd95_3d" in left_out["old-run"] and "old-run" not in result["models"]
+        else:
+            assert "old-run" in result["models"] and not left_out

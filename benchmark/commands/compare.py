@@ -16,7 +16,7 @@ Reported (JSON keys in brackets):
   ranking        each model's rank over the resamples [rank_distribution] and Kendall's tau
                  between the full-data ranking and the resampled ones [rank_tau_median]
 
---unit patient runs the same on per-patient 3-D metrics (dsc, sen, hd over each volume's
+--unit patient runs the same on per-patient 3-D metrics (dsc, sen, hd, hd95 over each volume's
 stacked test slices; strict policy; built-in datasets). Ratios print in percent, HD in pixels.
 A dataset of your own is found under --data-root, and its patients in its dataset.json.
 
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "MiniSeg row, such as its released maps; else the first by name)")
     parser.add_argument("--metric", default="dsc",
                         help="dsc (default), sen, spc, hd; strict only: hd95, iou, precision, nsd; "
-                        "--unit patient: dsc, sen, hd")
+                        "--unit patient: dsc, sen, hd, hd95")
     parser.add_argument("--policy", choices=POLICIES, default="paper", help="metric semantics (default: paper)")
     parser.add_argument("--unit", choices=UNITS, default="slice",
                         help="slice (default) or patient (per-volume 3-D metrics, strict policy)")

@@ -28,7 +28,7 @@ from ..records import (
     fold_dir_name, paper_label_for, parse_results_key, read_record,
 )
 
-PATIENT_METRICS = ("dsc", "sen", "hd")
+PATIENT_METRICS = ("dsc", "sen", "hd", "hd95")
 DEFAULT_REFERENCE = "miniseg"
 
 
@@ -160,12 +160,17 @@ def _value_column(metric: str, policy: str, unit: str) -> str:
     return f"{policy}_{metric}"
 
 
+def _patient_columns(metric: str) -> list[str]:
+    """The per-slice columns a per-volume metric is rebuilt from (HD95 3-D is stored per slice since issue 27)."""
+    return ["tp", "fp", "fn", "hd3d_pred_to_gt", "hd3d_gt_to_pred"] + (["hd95_3d"] if metric == "hd95" else [])
+
+
 def _usable(models: Sequence[ModelCases], column: str, unit: str) -> tuple[list[ModelCases], list[dict[str, str]]]:
     """Models with all five folds, no duplicate slice, and the value column; the others with the reason."""
     keep, excluded = [], []
     for model in models:
         missing = sorted(set(range(N_FOLDS)) - set(model.folds))
-        needed = ["tp", "fp", "fn", "hd3d_pred_to_gt", "hd3d_gt_to_pred"] if unit == "patient" else [column]
+        needed = _patient_columns(column) if unit == "patient" else [column]
         absent = [c for c in needed if c not in model.frame]
         duplicated = model.frame["id"][model.frame["id"].duplicated()].tolist()
         if missing:
@@ -213,7 +218,7 @@ def patient_table(frame: pd.DataFrame, dataset: str, data_root: str | Path | Non
     pmap = patient_map(dataset, data_root)
     volumes = volume_metrics(frame.assign(volume=[pmap.volume_of(i) for i in frame["id"]]))
     volumes["patient"] = [pmap.patient_of_volume(v) for v in volumes["volume"]]
-    return volumes.groupby("patient", sort=True)[list(PATIENT_METRICS)].mean()
+    return volumes.groupby("patient", sort=True)[[m for m in PATIENT_METRICS if m in volumes]].mean()
 
 
 def _case_matrix(models: list[ModelCases], column: str, unit: str, dataset: str,
