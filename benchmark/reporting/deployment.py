@@ -117,6 +117,14 @@ def _timed_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def relative_difference(max_abs_diff: float | None, max_abs_reference: float | None) -> float | None:
+    """max |logit difference| over the reference's max |logit| (over 1 where the logits are smaller than 1), so a
+    randomly initialised network whose logits reach 1e9 is judged on its own scale; None where unknown."""
+    if max_abs_diff is None:
+        return None
+    return max_abs_diff / max(1.0, max_abs_reference or 1.0)
+
+
 def _row(record: dict[str, Any], timed: dict[str, Any], datasets: list[str],
          evals: tuple[DeployedEval, ...]) -> tuple[list[Cell], dict[str, Any]]:
     """The displayed cells and the CSV record of one timed row."""
@@ -126,15 +134,17 @@ def _row(record: dict[str, Any], timed: dict[str, Any], datasets: list[str],
     speedup = speedup_vs_torch_eager(record, entry)
     threads = entry.get("threads") or (record.get("environment") or {}).get("torch_threads")
     diff, agree = number(match.get("max_abs_diff")), number(match.get("argmax_agreement"))
+    relative = relative_difference(diff, number(match.get("max_abs_reference")))
     cells = [model, timed["backend"], timed["target"], timed["precision"], timed["executed"] or MISSING,
              str(threads) if threads else MISSING, str(entry.get("batch_size") or MISSING),
              fmt_pm(latency, number(entry.get("latency_ms_iqr"))) if latency else MISSING,
-             f"{speedup:.2f}x" if speedup else MISSING, MISSING if diff is None else f"{diff:.1e}",
+             f"{speedup:.2f}x" if speedup else MISSING, MISSING if relative is None else f"{relative:.1e}",
              MISSING if agree is None else f"{100 * agree:.3f}"]
     csv = {"model": model, "backend": timed["backend"], "target": timed["target"], "precision": timed["precision"],
            "execution_precision": timed["executed"], "threads": threads, "batch_size": entry.get("batch_size"),
            "latency_ms_median": latency, "latency_ms_iqr": number(entry.get("latency_ms_iqr")),
            "speedup_vs_torch_eager": speedup, "max_abs_diff": None if diff is None else f"{diff:.3e}",
+           "max_abs_diff_relative": None if relative is None else f"{relative:.3e}",
            "argmax_agreement": agree,
            "status": entry.get("status"), "error": entry.get("error")}
     for dataset in datasets:
@@ -149,7 +159,7 @@ def _device_table(device: str, records: list[dict[str, Any]], datasets: list[str
                   evals: tuple[DeployedEval, ...]) -> tuple[Table, list[dict[str, Any]]]:
     """One device folder's rows: every model, its torch modes then its runtime targets."""
     headers = ["Model", "Backend", "Device", "Precision", "Executed", "Threads", "Batch",
-               "Latency, ms (median ± IQR)", "Speed-up vs PyTorch eager", "max |Δ| logits", "Argmax agree (%)"]
+               "Latency, ms (median ± IQR)", "Speed-up vs PyTorch eager", "max |Δ| / max |logit|", "Argmax agree (%)"]
     for dataset in datasets:
         headers += [f"DSC {dataset}", f"ΔDSC {dataset}"]
     rows, csv_rows, notes = [], [], []
@@ -198,8 +208,9 @@ NOTES = [
     "divided by the row's; for miniseg, the released network, this is the speed-up over the release's eager forward.",
     "Precision: asked for (a PyTorch mode, or the runtime's fp32/bf16/fp16); Executed: what the runtime reports it "
     "ran (OpenVINO's inference precision read back from the compiled model).",
-    "max |Δ| logits, Argmax agree: the exported graph on this backend against fp32 eager PyTorch on one CT slice "
-    "(the record's agreement_input).",
+    "max |Δ| / max |logit|, Argmax agree: the exported graph on this backend against fp32 eager PyTorch on one CT "
+    "slice (the record's agreement_input): the largest logit difference over the reference's largest |logit| (over "
+    "1 where that is below 1; the absolute difference is in the CSV), and the share of pixels whose class agrees.",
     "DSC: evaluate --backend on the dataset (paper policy, mean of the fold means, %); ΔDSC: minus fp32 PyTorch's "
     "DSC of the same weights (float32, else float64 evaluation). — : not measured.",
 ]
@@ -223,7 +234,8 @@ def deployment_files(results: Any) -> list[TableFile]:
         tables.append(unprofiled)
         records += rows
     columns = ["device", "model", "backend", "target", "precision", "execution_precision", "threads", "batch_size",
-               "latency_ms_median", "latency_ms_iqr", "speedup_vs_torch_eager", "max_abs_diff", "argmax_agreement",
+               "latency_ms_median", "latency_ms_iqr", "speedup_vs_torch_eager", "max_abs_diff", "max_abs_diff_relative",
+               "argmax_agreement",
                "status", "error"]
     columns += [f"{k}_{d}" for d in datasets for k in ("dsc", "dsc_change", "eval_label")]
     return [TableFile("deployment", "Deployment: backends and precisions", tables, columns, records, list(NOTES))]
