@@ -182,7 +182,7 @@ def test_report_markers_tell_the_presets_apart_and_index_html_has_the_full_text(
         "paper, trainPretrain.py, pretrained=False"
     note = recipe_note(_record("paper", "pspnet-resnet101", ("pretrained=false",)))
     assert note.startswith("preset paper; PSPNet as the authors trained it (full_code/trainPretrain.py)")
-    assert note.endswith("set with --set: pretrained=False")
+    assert note.endswith("set with --set: pretrained=False") and ".;" not in note  # the recipe's text ends in a stop
     old = {"protocol": {"name": "fast", "differs_from_preset": []}, "data": {"size_px": 128}}
     assert "scored on 128 px masks" in recipe_note(old)
     entry = Entry("CT100", "unet", "run", "unet", "U-Net", "trained (uniform)", (),

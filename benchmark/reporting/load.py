@@ -179,7 +179,8 @@ def recipe_note(rec: dict) -> str | None:
         return None
     exception = rec.get("protocol_exception")
     text = exception.get("text") if isinstance(exception, dict) else None
-    parts = [f"preset {protocol['name']}", text or "the preset's base recipe (MiniSeg's, the release's train.py)"]
+    recipe = text.rstrip(". ") if text else "the preset's base recipe (MiniSeg's, the release's train.py)"
+    parts = [f"preset {protocol['name']}", recipe]
     differs = protocol.get("differs_from_preset")
     changed = [f"{k}={protocol.get(k)}" for k in differs if isinstance(k, str)] if isinstance(differs, list) else []
     if changed:
