@@ -285,6 +285,16 @@ def _ranked_models(result: dict) -> list[str]:
     return sorted(models, key=lambda n: (models[n].get("rank") or 0, n))
 
 
+def _sort_crossbar_points(drawn: dict | None) -> None:
+    """Each crossbar's points left to right: scikit-posthocs lists them in the order of a set of model names, which
+    changes with Python's string hashing from one process to the next, and so would the bar's pixels."""
+    for lines in (drawn or {}).get("crossbars", []):
+        for line in lines:
+            xs, ys = line.get_xdata(), line.get_ydata()
+            order = sorted(range(len(xs)), key=lambda i: xs[i])
+            line.set_data([xs[i] for i in order], [ys[i] for i in order])
+
+
 def cd_diagram(dataset: str, stats_here) -> FigureSpec | None:
     """Critical-difference diagram (Demšar 2006) of the complete models' mean DSC ranks, Nemenyi at alpha 0.05."""
     import pandas as pd
@@ -302,9 +312,11 @@ def cd_diagram(dataset: str, stats_here) -> FigureSpec | None:
         ax = fig.add_subplot(1, 1, 1)
         palette = {n: (MINISEG_COLOR if n == result["reference"] else OURS_COLORS[i % len(OURS_COLORS)])
                    for i, n in enumerate(names)}
-        scikit_posthocs.critical_difference_diagram(ranks, p, ax=ax, alpha=result["alpha"], color_palette=palette,
-                                                    label_fmt_left="{label} ({rank:.2f})",
-                                                    label_fmt_right="({rank:.2f}) {label}")
+        drawn = scikit_posthocs.critical_difference_diagram(ranks, p, ax=ax, alpha=result["alpha"],
+                                                            color_palette=palette,
+                                                            label_fmt_left="{label} ({rank:.2f})",
+                                                            label_fmt_right="({rank:.2f}) {label}")
+        _sort_crossbar_points(drawn)
         ax.set_title(f"{dataset}: mean rank of per-slice DSC (1 = best), Friedman p = {result['friedman_p']:.2g}\n"
                      f"bars join models the Nemenyi test cannot tell apart (alpha {result['alpha']}, CD = {cd:.2f})",
                      fontsize=9)
