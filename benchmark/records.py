@@ -36,7 +36,8 @@ RUN_SCHEMA = "miniseg-bench/run/2"
 READABLE_RUN_SCHEMAS = ("miniseg-bench/run/1", RUN_SCHEMA)
 EVAL_SCHEMA = "miniseg-bench/eval/1"
 #: profile 2 adds `export`, `agreement_input` and `backends` (ONNX Runtime / OpenVINO entries, benchmark.deploy)
-#: where `profile --backends` asked for them; a schema-1 record reads as one without backends.
+#: where `profile --backends` asked for them (and `quantization`, how int8 targets' graph was quantised and
+#: calibrated); a schema-1 record reads as one without backends.
 PROFILE_SCHEMA = "miniseg-bench/profile/2"
 
 

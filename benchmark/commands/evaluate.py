@@ -24,6 +24,9 @@ Deployment backends (with --model; `pip install '.[deploy]'`):
   --backend openvino      the same graph on OpenVINO's CPU device
   Runtimes take --precision fp32 (default), bf16 or fp16; the record's source says the precision each
   fold really executed in, read back from the runtime (OpenVINO runs bf16 where fp16 is not native).
+  --precision int8 (ONNX Runtime's CPU provider, OpenVINO): each fold's graph is quantised statically
+  (QDQ: convolutions and matrix products in int8, the rest fp32), its activation ranges calibrated on
+  16 of that fold's training slices, evenly spaced: never on a slice it is scored on.
   The default label is <model>-<backend>-<precision>; `report` puts these beside fp32 PyTorch in its
   deployment table.
 
@@ -115,7 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision", choices=TORCH_PRECISIONS + PRECISIONS, default=None,
         help="with --model: arithmetic of the forward pass. torch: float64 (default: near-tied pixels then do not "
         "depend on thread count, CPU or cuDNN algorithm, so released weights reproduce released maps exactly) or "
-        "float32 (faster); runtimes: fp32 (default), bf16, fp16",
+        "float32 (faster); runtimes: fp32 (default), bf16, fp16, int8 (each fold's graph quantised, calibrated on "
+        "16 of that fold's training slices)",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="with --model: what runs the forward: torch (default), onnxruntime or openvino")

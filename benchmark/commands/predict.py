@@ -23,7 +23,8 @@ Backends (`pip install '.[deploy]'` for the runtimes), as `evaluate --backend`:
                           on --device cuda where the build has them)
   --backend openvino      the same graph on OpenVINO's CPU device
   Runtimes take --precision fp32 (default), bf16 or fp16; --json says the precision each graph really
-  executed in, read back from the runtime.
+  executed in, read back from the runtime. int8 is measured by `evaluate`, which has training slices
+  to calibrate on.
 
 EXAMPLES
   run_benchmark.py predict --weights results/runs/MyHospital/miniseg/fold0/last.pt \\
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import add_data_root, add_json
-from ..deploy import BACKENDS, EXPORTERS, PRECISIONS
+from ..deploy import BACKENDS, CALIBRATED, EXPORTERS, PRECISIONS
 
 #: What --backend torch takes, its default first (evaluate's default is float64, for exact reproduction).
 TORCH_PRECISIONS = ("float32", "float64")
@@ -88,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the training size a last.pt records, as its test fold was scored; else as is)")
     parser.add_argument("--precision", choices=TORCH_PRECISIONS + PRECISIONS, default=None,
                         help="arithmetic of the forward pass. torch: float32 (default) or float64 (evaluate's "
-                        "default); runtimes: fp32 (default), bf16, fp16")
+                        "default); runtimes: fp32 (default), bf16, fp16 (int8 needs training slices: see evaluate)")
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="what runs the forward: torch (default), onnxruntime or openvino")
     parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
@@ -108,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     args.precision = checked_precision(args.backend, args.precision, TORCH_PRECISIONS)
+    if args.precision in CALIBRATED:
+        raise ValueError(f"--precision {args.precision}: predict has no training slices to calibrate on; "
+                         "evaluate --backend ... --precision int8 on a dataset measures int8, or pick fp32/bf16/fp16")
     if not args.input.exists():
         raise FileNotFoundError(f"--input {args.input}: not found")
     nifti = args.input.is_file() and inference.is_nifti(args.input)

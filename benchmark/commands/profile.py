@@ -35,6 +35,12 @@ Backends (--backends, comma-separated; default torch):
                skipped with the reason when the installed build lacks them
   openvino     the same graph on OpenVINO's CPU device: f32, and the reduced precisions this CPU runs
                natively (bf16 with AVX512-BF16 or AMX, f16 with AVX512-FP16); --precisions picks others
+  int8         --precisions auto,int8 (or fp32,int8; never under auto alone): the exported graph
+               quantised once per model by ONNX Runtime (QDQ: convolutions and matrix products in
+               int8, the rest fp32), activation ranges from 16 training slices of CT100's fold 1 (the
+               agreement slice is in its test set; synthetic slices without CT100), run on ONNX
+               Runtime's CPU provider and on OpenVINO; the record's `quantization` says how, and
+               whether integer kernels really ran is read back from each runtime
   Each (backend, device, precision) gets entries under `backends` in the record, timed like the torch
   modes (a first untimed call, then --warmup and --repeats; median, IQR, threads), with the runtime's
   version, the precision it really executed in (read back from the runtime) and its agreement with fp32
@@ -59,6 +65,8 @@ Examples:
   run_benchmark.py profile --backends torch,onnxruntime,openvino --models miniseg,enet,espnet,unet \\
       --device cpu --threads 1 --batch-sizes 1 --data-root ../shared/data
   run_benchmark.py profile --backends torch,openvino --precisions fp32,bf16,fp16 --models miniseg --device cpu
+  run_benchmark.py profile --backends torch,onnxruntime,openvino --precisions auto,int8 --models miniseg,unet \
+      --device cpu --threads 1 --batch-sizes 1 --data-root ../shared/data
   run_benchmark.py profile --paper --backends torch,onnxruntime --device cpu --threads 1 --batch-sizes 1 \\
       --warmup 1 --repeats 3                             # every Table 4 row exported and timed
 """
@@ -107,8 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", default="torch",
                         help="comma-separated: torch, onnxruntime, openvino (default: torch, the modes above)")
     parser.add_argument("--precisions", default="auto",
-                        help="runtime precisions, comma-separated fp32, bf16, fp16, or auto (default: fp32 plus "
-                        "what the device runs natively in reduced precision)")
+                        help="runtime precisions, comma-separated fp32, bf16, fp16, int8, auto (default: auto, fp32 "
+                        "plus what the device runs natively in reduced precision; auto,int8 adds int8)")
     parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
                         help="ONNX exporter for the runtimes (default auto: dynamo, falling back to TorchScript)")
     parser.add_argument("--export-dir", type=Path, default=Path(DEFAULT_EXPORT_DIR),

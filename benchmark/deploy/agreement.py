@@ -22,9 +22,9 @@ REAL_SLICE = Path("COVID-19-CT100") / "tr_im" / "tr_im_0000.png"
 SYNTHETIC_SEED = 0
 
 
-def _synthetic_slice(side: int) -> np.ndarray:
+def synthetic_slice(side: int, seed: int = SYNTHETIC_SEED) -> np.ndarray:
     """A seeded CT-like grey image: dark background, a bright smooth body with darker smooth lungs and texture."""
-    rng = np.random.default_rng(SYNTHETIC_SEED)
+    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:side, :side] / side
     body = ((yy - 0.5) / 0.42) ** 2 + ((xx - 0.5) / 0.46) ** 2 < 1
     lungs = sum(((yy - 0.5) / 0.3) ** 2 + ((xx - centre) / 0.13) ** 2 < 1 for centre in (0.32, 0.68)) > 0
@@ -41,7 +41,7 @@ def reference_slice(side: int, data_root: str | Path | None) -> tuple[np.ndarray
             grey = np.asarray(image.convert("L"), dtype=np.float32)
         source = str(path)
     else:
-        grey = _synthetic_slice(side).astype(np.float32)
+        grey = synthetic_slice(side).astype(np.float32)
         source = f"synthetic (seed {SYNTHETIC_SEED}; no {path or REAL_SLICE} here)"
     x = torch.from_numpy(grey / 255.0)[None, None]
     if x.shape[-1] != side or x.shape[-2] != side:

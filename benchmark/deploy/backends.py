@@ -5,15 +5,21 @@ and why not where it cannot (`Target.skip`); `open` turns an ONNX file into a `S
 maps a float32 NCHW batch to logits. Each session records the runtime's version, the threads it was
 given and the precision it actually executes in, read back from the runtime, never assumed.
 
-- ONNX Runtime: the CPU execution provider (fp32), and on `--device cuda` the CUDA (fp32) and
-  TensorRT (fp32, fp16) providers when the installed build has them.
+- ONNX Runtime: the CPU execution provider (fp32; int8 for a quantised graph, `quantize.py`), and on
+  `--device cuda` the CUDA (fp32) and TensorRT (fp32, fp16) providers when the installed build has them.
 - OpenVINO: its CPU device in f32 and in the reduced precisions the CPU runs natively
   (`OPTIMIZATION_CAPABILITIES`: BF16 on AVX512-BF16 or AMX, FP16 on AVX512-FP16/AMX-FP16). A precision
   asked for that is not native still runs: the execution precision OpenVINO reports is recorded with a note.
+  int8 runs a quantised graph: its quantised convolutions in int8, the rest in f32.
+
+An int8 target is opened on the quantised graph (`quantize.int8_path`), never on the fp32 one; whether the
+runtime really runs integer kernels is read back (ONNX Runtime: the integer operators of its optimised
+graph; OpenVINO: the nodes whose runtime precision is i8/u8).
 """
 from __future__ import annotations
 
 import importlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -23,12 +29,17 @@ import numpy as np
 import torch
 
 from ..errors import Unavailable
-from . import INSTALL_HINT, PRECISIONS
+from . import CALIBRATED, INSTALL_HINT, PRECISIONS
 
 ORT_PROVIDERS = {"cpu": ("CPUExecutionProvider",), "cuda": ("CUDAExecutionProvider", "TensorrtExecutionProvider")}
-ORT_PRECISIONS = {"CPUExecutionProvider": ("fp32",), "CUDAExecutionProvider": ("fp32",),
+ORT_PRECISIONS = {"CPUExecutionProvider": ("fp32", "int8"), "CUDAExecutionProvider": ("fp32",),
                   "TensorrtExecutionProvider": ("fp32", "fp16")}
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> OpenVINO's inference_precision names
+OV_INT8_REST = "f32"  # the precision hint of an int8 graph: its layers that are not quantised run in f32
+OV_INTEGER = ("i8", "u8")  # OpenVINO runtime precisions of integer execution
+#: ONNX Runtime's operators that compute on integers (its optimised graph of a QDQ model holds them).
+ORT_INTEGER_OPS = frozenset({"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "QGemm",
+                             "DynamicQuantizeMatMul", "QLinearConvTranspose"})
 OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # ours -> OPTIMIZATION_CAPABILITIES entries
 OV_NOT_ON_GPU = "skipped: OpenVINO runs on the CPU here (an NVIDIA GPU is not an OpenVINO device)"
 
@@ -100,7 +111,7 @@ class OnnxRuntimeAdapter(RuntimeAdapter):
         out = []
         for provider in ORT_PROVIDERS["cuda" if device.type == "cuda" else "cpu"]:
             supported = ORT_PRECISIONS[provider]
-            for precision in precisions or supported:
+            for precision in precisions or [p for p in supported if p not in CALIBRATED]:
                 skip = None
                 if provider not in available:
                     skip = (f"skipped: this onnxruntime build has no {provider} (it has {', '.join(sorted(available))};"
@@ -112,29 +123,50 @@ class OnnxRuntimeAdapter(RuntimeAdapter):
 
     def open(self, onnx_path: Path, target: Target, threads: int) -> Session:
         """An InferenceSession with `threads` intra-op threads, sequential execution, every graph optimisation."""
-        ort = self.module()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
+        if target.precision == "int8":
+            return self._open_int8(onnx_path, target, threads)
         provider_options: dict[str, Any] = {}
         if target.device == "TensorrtExecutionProvider" and target.precision == "fp16":
             provider_options["trt_fp16_enable"] = True
         providers = [(target.device, provider_options)]
         if target.device != "CPUExecutionProvider":
             providers.append(("CPUExecutionProvider", {}))  # for nodes the GPU provider does not take
-        session = ort.InferenceSession(str(onnx_path), options, providers=providers)
-        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
-        used = session.get_providers()
-        notes = [] if used[0] == target.device else [f"asked for {target.device}, ONNX Runtime chose {used}"]
+        session = self.module().InferenceSession(str(onnx_path), self._options(threads), providers=providers)
         # ONNX Runtime computes a float32 graph in float32 on CPU and CUDA; TensorRT with fp16 enabled picks
         # fp16 or fp32 per layer, which the session does not report.
         executed = "fp16 allowed (TensorRT picks per layer)" if provider_options else "fp32"
+        return self._session(session, target, threads, executed, {})
+
+    def _options(self, threads: int) -> Any:
+        """Session options: `threads` intra-op threads, sequential execution, every graph optimisation, errors only."""
+        ort = self.module()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        return options
+
+    def _open_int8(self, onnx_path: Path, target: Target, threads: int) -> Session:
+        """A quantised graph on the CPU provider; its integer operators counted in the graph ONNX Runtime optimised."""
+        onnx = require("onnx")
+        options = self._options(threads)
+        with tempfile.TemporaryDirectory(prefix="miniseg-bench-ort-") as folder:
+            options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+            session = self.module().InferenceSession(str(onnx_path), options, providers=[target.device])
+            nodes = onnx.load(options.optimized_model_filepath, load_external_data=False).graph.node
+        integer = sum(node.op_type in ORT_INTEGER_OPS for node in nodes)
+        executed = "int8" if integer else "fp32 (no integer kernel in the optimised graph)"
+        return self._session(session, target, threads, executed, {"integer_nodes": integer, "nodes": len(nodes)})
+
+    def _session(self, session: Any, target: Target, threads: int, executed: str, extra: dict[str, Any]) -> Session:
+        input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+        used = session.get_providers()
+        notes = [] if used[0] == target.device else [f"asked for {target.device}, ONNX Runtime chose {used}"]
         return Session(
-            target=target, runtime_version=ort.__version__, threads=threads, execution_precision=lambda: executed,
-            run=lambda batch: session.run([output_name], {input_name: batch})[0],
-            details=lambda: {"providers": used}, notes=notes,
+            target=target, runtime_version=self.module().__version__, threads=threads,
+            execution_precision=lambda: executed, run=lambda batch: session.run([output_name], {input_name: batch})[0],
+            details=lambda: {"providers": used, **extra}, notes=notes,
         )
 
 
@@ -150,7 +182,7 @@ class OpenVinoAdapter(RuntimeAdapter):
 
     def targets(self, device: torch.device, precisions: Sequence[str] | None = None) -> list[Target]:
         """fp32 plus the native reduced precisions (or those asked for); on a GPU run, skipped with the reason."""
-        wanted = list(precisions) if precisions else ["fp32", *self.native_precisions()]
+        wanted = list(precisions) if precisions else ["fp32", *self.native_precisions()]  # int8 only when asked
         skip = None if device.type == "cpu" else OV_NOT_ON_GPU
         return [Target(self.name, "CPU", precision, skip) for precision in wanted]
 
@@ -160,7 +192,7 @@ class OpenVinoAdapter(RuntimeAdapter):
         graph = _OpenVinoGraph(ov.Core(), onnx_path, target, threads)
         notes = []
         native = self.native_precisions()
-        if target.precision != "fp32" and target.precision not in native:
+        if target.precision in OV_CAPABILITY and target.precision not in native:
             notes.append(f"{target.precision} is not native on this CPU (OpenVINO's native reduced precisions here: "
                          f"{', '.join(native) or 'none'})")
         return Session(target=target, runtime_version=ov.__version__, threads=threads,
@@ -175,8 +207,8 @@ class _OpenVinoGraph:
     def __init__(self, core: Any, onnx_path: Path, target: Target, threads: int) -> None:
         self.core, self.target = core, target
         self.graph = core.read_model(str(onnx_path))
-        self.config = {"INFERENCE_PRECISION_HINT": OV_PRECISION[target.precision], "INFERENCE_NUM_THREADS": threads,
-                       "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self.config = {"INFERENCE_PRECISION_HINT": OV_PRECISION.get(target.precision, OV_INT8_REST),
+                       "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         self.compiled: dict[int, tuple[Any, Any]] = {}
 
     def compiled_for(self, batch_size: int) -> tuple[Any, Any]:
@@ -203,7 +235,10 @@ class _OpenVinoGraph:
         return next(iter(self.compiled.values()))[0] if self.compiled else self.compiled_for(1)[0]
 
     def execution_precision(self) -> str:
-        """The inference precision OpenVINO settled on, read back from the compiled model."""
+        """The inference precision OpenVINO settled on, read back from the compiled model; for an int8 graph,
+        int8 when some of its nodes run in i8/u8."""
+        if self.target.precision == "int8" and any(p in OV_INTEGER for p in self.runtime_precisions()):
+            return "int8"
         return _ours(self.any_compiled().get_property("INFERENCE_PRECISION_HINT").get_type_name())
 
     def runtime_precisions(self) -> dict[str, int]:
@@ -237,8 +272,19 @@ def adapter(name: str) -> RuntimeAdapter:
 
 
 def plan_targets(backends: Sequence[str], device: torch.device, precisions: Sequence[str] | None) -> list[Target]:
-    """Every target of the runtimes among `backends` (`torch` is the profiler's own); a missing runtime raises."""
-    unknown = [p for p in precisions or () if p not in PRECISIONS]
+    """Every target of the runtimes among `backends` (`torch` is the profiler's own); a missing runtime raises.
+    `precisions` None is each runtime's default; 'auto' among others is that default plus the others."""
+    unknown = [p for p in precisions or () if p not in (*PRECISIONS, "auto")]
     if unknown:
-        raise ValueError(f"unknown precision(s) {unknown}; known: {', '.join(PRECISIONS)}")
-    return [t for name in backends if name != "torch" for t in adapter(name).targets(device, precisions)]
+        raise ValueError(f"unknown precision(s) {unknown}; known: auto, {', '.join(PRECISIONS)}")
+    asked = [p for p in precisions or () if p != "auto"]
+    with_default = precisions is None or "auto" in precisions
+    planned: dict[str, Target] = {}
+    for name in backends:
+        if name == "torch":
+            continue
+        runtime = adapter(name)
+        found = runtime.targets(device, None) if with_default else []
+        for target in found + (runtime.targets(device, asked) if asked else []):
+            planned.setdefault(target.key, target)
+    return list(planned.values())

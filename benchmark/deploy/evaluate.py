@@ -5,7 +5,9 @@ model (weights loaded) at the size of the slices it runs on (the ground truth's 
 folder, opens it on the runtime target and hands back a module that `predict` calls like the model
 (float32 NCHW in, logits out). What ran is kept for the eval record's `source`: runtime and version,
 device, the precision asked for and the one each fold executed in, the exporter and opset of each
-fold's graph.
+fold's graph. With `--precision int8`, each fold's graph is quantised (`quantize.py`) on
+`CALIBRATION_SLICES` of that fold's training slices, evenly spaced and normalised as its test slices
+are; the record keeps what calibrated each fold.
 """
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ from torch import nn
 from ..errors import Unavailable
 from .backends import Session, Target, adapter
 from .export import export_onnx
+from .quantize import CALIBRATION_SLICES, Calibration, evenly_spaced, int8_path, quantize_int8
+
+#: What `predict` (and any caller without training slices) is told when asked for int8.
+NO_CALIBRATION = ("int8 needs calibration slices, a fold's training slices: quantise through `evaluate --backend "
+                  "... --precision int8` on a dataset, or pick fp32/bf16/fp16")
 
 
 class DeployedModel(nn.Module):
@@ -57,17 +64,33 @@ class FoldDeployer:
         self.folds: list[dict[str, Any]] = []
         self.runtime_version: str | None = None
 
-    def __call__(self, model: nn.Module, fold: int, size: tuple[int, int]) -> nn.Module:
+    def __call__(self, model: nn.Module, fold: int, size: tuple[int, int], training: Any = None) -> nn.Module:
+        """Fold `fold`'s model as a runtime session at `size`; `training` (an `evaluation.evaluate.TrainingInputs`)
+        calibrates an int8 graph."""
         path = self.workdir / f"{self.model_name}_fold{fold}.onnx"
         export = export_onnx(model, self.model_name, path, tuple(size), self.exporter)
         if not export.ok:
             raise Unavailable(f"{self.model_name}: fold {fold}'s weights cannot be exported to ONNX ({export.error}); "
                               "evaluate it with --backend torch")
-        session = adapter(self.target.backend).open(export.path, self.target, self.threads)
+        graph, info = export.path, {"fold": fold, "exporter": export.exporter, "opset": export.opset}
+        if self.target.precision == "int8":
+            graph, info["quantization"] = self._quantized(export.path, fold, training)
+        session = adapter(self.target.backend).open(graph, self.target, self.threads)
         self.runtime_version = session.runtime_version
-        self.folds.append({"fold": fold, "exporter": export.exporter, "opset": export.opset,
-                           "execution_precision": session.execution_precision(), "notes": session.notes})
+        self.folds.append({**info, "execution_precision": session.execution_precision(), "notes": session.notes})
         return DeployedModel(session, self.model_name)
+
+    def _quantized(self, fp32_path: Path, fold: int, training: Any) -> tuple[Path, dict[str, Any]]:
+        """The int8 graph of fold `fold`, calibrated on its training slices; no slices or a failure raise."""
+        if training is None or not len(training):
+            raise Unavailable(NO_CALIBRATION)
+        chosen = evenly_spaced(len(training), CALIBRATION_SLICES)
+        calibration = Calibration(training.take(chosen), f"fold {fold}'s training slices ({len(chosen)} of "
+                                                         f"{len(training)}, evenly spaced)")
+        quantized = quantize_int8(fp32_path, int8_path(fp32_path), calibration)
+        if not quantized.ok:
+            raise Unavailable(f"{self.model_name}: fold {fold}'s graph cannot be quantised to int8 ({quantized.error})")
+        return quantized.path, quantized.to_dict()
 
     def source(self) -> dict[str, Any]:
         """The eval record's deployment fields."""

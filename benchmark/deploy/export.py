@@ -56,7 +56,7 @@ class ExportResult:
         """Why no file was written: each exporter's error, joined."""
         if self.ok:
             return None
-        return "; ".join(f"{a['exporter']}: {a['error']}" for a in self.attempts) or "not exported"
+        return "; ".join(f"{a['exporter']}: {a['error']}" for a in self.attempts if a['error']) or "not exported"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -5,11 +5,13 @@ size: `first_call_s`), `warmup` untimed calls, `repeats` calls each timed alone 
 IQR) or the release's loop (`paper`), out-of-memory halving, the threads and the load average recorded.
 Runtimes return host arrays, so each call is complete when it returns (perf_counter timer). Every entry
 also holds the agreement of the target's logits with eager fp32 PyTorch on one slice (`agreement.py`),
-the runtime's version and the precision it executed in.
+the runtime's version and the precision it executed in. int8 targets run the exported graph quantised
+once per model (`quantize.py`, calibrated on training slices that do not include the agreement slice).
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,6 +23,7 @@ from ..profiling.timing import NO_FIGURES, error_text, free_memory, resources, r
 from .agreement import agreement, eager_logits, reference_slice
 from .backends import Session, Target, adapter
 from .export import ExportResult, export_onnx, export_path
+from .quantize import QuantizeResult, int8_path, profile_calibration, quantize_int8
 
 CPU = torch.device("cpu")
 INPUT_SEED = 0
@@ -82,20 +85,36 @@ def target_entries(
     return entries
 
 
+def int8_graph(export: ExportResult, side: int, data_root: str | Path | None) -> tuple[ExportResult, QuantizeResult]:
+    """The exported graph quantised to int8 (calibrated as `quantize.profile_calibration` says), as the ExportResult
+    the int8 targets open; not ok, with the reason, when the export or the quantisation failed."""
+    if not export.ok:
+        return export, QuantizeResult(None, "", 0, 0.0, f"not exported: {export.error}")
+    quantized = quantize_int8(export.path, int8_path(export.path), profile_calibration(side, data_root))
+    attempts = [*export.attempts, {"exporter": "int8 quantisation", "error": quantized.error}]
+    return replace(export, path=quantized.path, attempts=attempts), quantized
+
+
 def profile_backends(
     model: nn.Module, name: str, side: int, targets: Sequence[Target], *, batch_sizes: Sequence[int],
     methods: Sequence[str], warmup: int, repeats: int, threads: int, export_dir: str | Path, exporter: str = "auto",
     data_root: str | Path | None = None, on_entry: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """The record's `export`, `agreement_input` and `backends` fields for `model` profiled at side x side."""
+    """The record's `export`, `agreement_input`, `backends` (and `quantization`, for int8 targets) fields for
+    `model` profiled at side x side."""
     inputs, source = reference_slice(side, data_root)
     reference = eager_logits(model, inputs)
     export = export_onnx(model, name, export_path(export_dir, name, side), side, exporter)
+    graphs, fields = {"fp32": export}, {}
+    if any(t.precision == "int8" and not t.skip for t in targets):
+        graphs["int8"], quantized = int8_graph(export, side, data_root)
+        fields["quantization"] = quantized.to_dict()
     entries = []
     for target in targets:
-        for entry in target_entries(export, target, side, inputs, reference, batch_sizes=batch_sizes,
+        graph = graphs.get(target.precision, export)
+        for entry in target_entries(graph, target, side, inputs, reference, batch_sizes=batch_sizes,
                                     methods=methods, warmup=warmup, repeats=repeats, threads=threads):
             entries.append(entry)
             if on_entry:
                 on_entry(entry)
-    return {"export": export.to_dict(), "agreement_input": source, "backends": entries}
+    return {"export": export.to_dict(), "agreement_input": source, "backends": entries, **fields}

@@ -47,6 +47,31 @@ class Evaluation:
     normalization: list[str] | None = None  # per fold, where a model ran ("fold" or "imagenet")
 
 
+def normalised(images_uint8: np.ndarray, mean: float | Sequence[float], std: float | Sequence[float],
+               dtype: type = np.float32) -> np.ndarray:
+    """(N,H,W) uint8 grey slices -> (N,C,H,W) model inputs (x/255 - mean)/std, C = 1 or one per channel of mean/std."""
+    mean_c, std_c = (np.asarray(v, dtype=dtype).reshape(1, -1, 1, 1) for v in (mean, std))
+    return ((images_uint8.astype(dtype) / dtype(255.0))[:, None] - mean_c) / std_c
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """A fold's training slices and the normalisation its weights take: what `evaluate --backend ... --precision
+    int8` calibrates a quantised graph on (never a test slice)."""
+
+    images: np.ndarray  # uint8 (N,H,W)
+    mean: float | Sequence[float]
+    std: float | Sequence[float]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Those slices as float32 (n,3,H,W) inputs, normalised exactly like the test slices."""
+        x = normalised(self.images[np.asarray(indices, dtype=int)], self.mean, self.std)
+        return np.ascontiguousarray(np.broadcast_to(x, (x.shape[0], 3, *x.shape[2:])))
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -72,13 +97,12 @@ def predict(
     old_dtype = next(iter(model.parameters()), torch.empty(0)).dtype
     model = model.to(device=device, dtype=dtype).eval()
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    mean_c, std_c = (np.asarray(v, dtype=np_dtype).reshape(1, -1, 1, 1) for v in (mean, std))
     out = np.empty((len(images_uint8), *(out_size or images_uint8.shape[1:])), dtype=bool)
     starts = range(0, len(images_uint8), batch_size)
     try:
         for start in tqdm(starts, desc="predict", unit="batch", leave=False, disable=None):
-            batch = images_uint8[start:start + batch_size].astype(np_dtype) / np_dtype(255.0)
-            x = torch.from_numpy((batch[:, None] - mean_c) / std_c).to(device).expand(-1, 3, -1, -1).contiguous()
+            batch = normalised(images_uint8[start:start + batch_size], mean, std, np_dtype)
+            x = torch.from_numpy(batch).to(device).expand(-1, 3, -1, -1).contiguous()
             logits = main_output(model(x))
             check_logits(model, x, logits)
             size = tuple(out_size or x.shape[-2:])
@@ -270,13 +294,14 @@ def evaluate_weights(
     split: str = "paper",
     nsd_tolerance: float = NSD_TOLERANCE_PX,
     normalization: str = "auto",
-    deploy: Callable[[torch.nn.Module, int, tuple[int, int]], torch.nn.Module] | None = None,
+    deploy: Callable[..., torch.nn.Module] | None = None,
 ) -> Evaluation:
     """Run `model_name` with fold k's weights on fold k's test slices, then score.
 
-    `deploy(model, k, (height, width))`, when given, replaces fold k's model (weights loaded) by what runs
-    instead at the slices' size: a module calling an exported graph on a runtime (`benchmark.deploy`,
-    `evaluate --backend`).
+    `deploy(model, k, (height, width), training)`, when given, replaces fold k's model (weights loaded) by what
+    runs instead at the slices' size: a module calling an exported graph on a runtime (`benchmark.deploy`,
+    `evaluate --backend`). `training` (a `TrainingInputs`) hands it fold k's training slices, normalised,
+    to calibrate a quantised graph on: never a test slice.
 
     Inputs are normalised as the weights were trained: `normalization` "fold" (fold k's training
     slices' statistics) or "imagenet"; "auto" takes what a checkpoint of our `train` records, else the
@@ -302,10 +327,10 @@ def evaluate_weights(
         test = fold_of == k - 1
         loaded = read_weights_file(path, device)
         model = load_weights(create_model(model_name), path, device, model_name, loaded)
-        if deploy is not None:
-            model = deploy(model.eval(), k, data.images.shape[1:3])
         name, mean, std = for_weights(normalization, loaded, model_name, data.images[~test])
         used.append(name)
+        if deploy is not None:
+            model = deploy(model.eval(), k, data.images.shape[1:3], TrainingInputs(data.images[~test], mean, std))
         try:
             pred = predict(model, data.images[test], mean, std, device, batch_size, dtype)
         except NonFinite as err:  # finite weights, non-finite logits: name the file they came from too

@@ -206,8 +206,12 @@ NOTES = [
     "Latency: per forward of the batch, median ± IQR of the timed calls after warm-up (profile --backends, method "
     "events); Threads: the runtime's (torch's for PyTorch rows). Speed-up: the same run's fp32 eager PyTorch time "
     "divided by the row's; for miniseg, the released network, this is the speed-up over the release's eager forward.",
-    "Precision: asked for (a PyTorch mode, or the runtime's fp32/bf16/fp16); Executed: what the runtime reports it "
-    "ran (OpenVINO's inference precision read back from the compiled model).",
+    "Precision: asked for (a PyTorch mode, or the runtime's fp32/bf16/fp16/int8); Executed: what the runtime reports "
+    "it ran (OpenVINO's inference precision read back from the compiled model; int8 where the runtime's own graph "
+    "runs integer kernels).",
+    "int8: the exported graph quantised statically (QDQ: convolutions and matrix products int8 with per-channel "
+    "weights, the layers between them fp32), activation ranges calibrated on training slices only: CT100 fold 1's "
+    "for the latency row (its agreement slice is a fold-1 test slice), each fold's own for the DSC.",
     "max |Δ| / max |logit|, Argmax agree: the exported graph on this backend against fp32 eager PyTorch on one CT "
     "slice (the record's agreement_input): the largest logit difference over the reference's largest |logit| (over "
     "1 where that is below 1; the absolute difference is in the CSV), and the share of pixels whose class agrees.",
