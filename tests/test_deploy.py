@@ -306,10 +306,38 @@ GREY_PLUGIN = '''
 from torch import nn
 from models import register_model
 
-@register_model("deploy-test-grey", family="test")
+@register_model("{name}", family="test")
 def grey(num_classes=2, in_channels=3):
     return nn.Conv2d(in_channels, num_classes, 1)
 '''
+
+
+def evaluate_grey_conv(tmp_path: Path, name: str, *options: str) -> list[float]:
+    """`evaluate --backend ...` of a plugin model `name`, a 1x1 conv whose foreground logit is the normalised grey
+    (test_evaluate's per-fold weights), on the synthetic data with --save-maps; per slice, the share of its pixels
+    whose saved class is the exact 'grey > fold mean'."""
+    from PIL import Image
+    from test_evaluate import _save_grey_conv as save_grey_conv  # the weights of that 1x1 conv, per fold
+
+    from benchmark.datasets import get_folds, load_dataset, normalization_stats
+
+    plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
+    plugin.write_text(GREY_PLUGIN.format(name=name))
+    data = load_dataset("synthetic", root)  # on its own grid (128 px), where evaluate scores and the graph runs
+    save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
+    argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model", name,
+            "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"), "--normalization",
+            "fold", "--exporter", "torchscript", "--save-maps", str(tmp_path / "maps"), *options]
+    assert main(argv) == 0
+    folds, index = get_folds("synthetic", root), {i: n for n, i in enumerate(data.ids)}
+    agree = []
+    for k, ids in enumerate(folds, start=1):
+        mean, _ = normalization_stats(data.images[[index[i] for fold in folds if fold is not ids for i in fold]])
+        for slice_id in ids:
+            saved = np.asarray(Image.open(tmp_path / "maps" / f"CrossVal{k}" / f"{slice_id}.png")) > 0
+            exact = data.images[index[slice_id]].astype(np.float32) / 255 > np.float32(mean)
+            agree.append(float((saved == exact).mean()))
+    return agree
 
 
 @pytest.mark.slow
@@ -318,27 +346,9 @@ def test_evaluate_backend_scores_what_the_runtime_predicts(tmp_path, capsys):
     OpenVINO (batches of 3, 3, 2: three compiled shapes), its saved maps are exactly that, and the record says
     what ran."""
     pytest.importorskip("openvino")
-    from PIL import Image
-    from test_evaluate import _save_grey_conv as save_grey_conv  # the weights of that 1x1 conv, per fold
-
-    from benchmark.datasets import get_folds, load_dataset, normalization_stats
-
-    plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
-    plugin.write_text(GREY_PLUGIN)
-    data = load_dataset("synthetic", root)  # on its own grid (128 px), where evaluate scores and the graph runs
-    save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
-    argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model",
-            "deploy-test-grey", "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"),
-            "--batch-size", "3", "--normalization", "fold", "--backend", "openvino", "--exporter", "torchscript",
-            "--save-maps", str(tmp_path / "maps")]
-    assert main(argv) == 0
+    agree = evaluate_grey_conv(tmp_path, "deploy-test-grey", "--batch-size", "3", "--backend", "openvino")
     capsys.readouterr()
-    folds, index = get_folds("synthetic", root), {i: n for n, i in enumerate(data.ids)}
-    for k, ids in enumerate(folds, start=1):
-        mean, _ = normalization_stats(data.images[[index[i] for fold in folds if fold is not ids for i in fold]])
-        for slice_id in ids:
-            saved = np.asarray(Image.open(tmp_path / "maps" / f"CrossVal{k}" / f"{slice_id}.png")) > 0
-            assert np.array_equal(saved, data.images[index[slice_id]].astype(np.float32) / 255 > np.float32(mean))
+    assert agree == [1.0] * len(agree)
     record = json.loads((tmp_path / "results" / "eval" / "synthetic" / "deploy-test-grey-openvino-fp32.json").read_text())
     deployment = record["source"]["deployment"]
     assert (record["source"]["backend"], record["source"]["precision"]) == ("openvino", "fp32")

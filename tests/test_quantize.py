@@ -174,52 +174,22 @@ def test_evaluate_hands_the_hook_each_folds_training_slices_normalised_as_its_te
         np.testing.assert_allclose(x[1, 2], (expected[3] / np.float32(255) - mean) / std, rtol=1e-6, atol=1e-6)
 
 
-GREY_PLUGIN = '''
-from torch import nn
-from models import register_model
-
-@register_model("int8-test-grey", family="test")
-def grey(num_classes=2, in_channels=3):
-    return nn.Conv2d(in_channels, num_classes, 1)
-'''
-
-
 @pytest.mark.slow
 def test_evaluate_int8_scores_the_quantised_graph_and_records_its_calibration(tmp_path, capsys):
     """The 1x1 'grey > fold mean' conv quantised per fold: its maps are the exact ones but for pixels within a
     quantisation step of the threshold (none, here: a step is about one grey level), and the record says how each
     fold was calibrated and that it ran int8."""
-    from PIL import Image
-    from test_evaluate import _save_grey_conv as save_grey_conv
+    from test_deploy import evaluate_grey_conv
 
-    from benchmark.datasets import get_folds, load_dataset, normalization_stats
-
-    plugin, root = tmp_path / "grey_models.py", tmp_path / "data"
-    plugin.write_text(GREY_PLUGIN)
-    save_grey_conv(lambda k: tmp_path / f"w{k}.pth")
-    argv = ["evaluate", "--plugin", str(plugin), "--dataset", "synthetic", "--data-root", str(root), "--model",
-            "int8-test-grey", "--weights", str(tmp_path / "w{fold}.pth"), "--results", str(tmp_path / "results"),
-            "--normalization", "fold", "--backend", "onnxruntime", "--precision", "int8", "--exporter", "torchscript",
-            "--save-maps", str(tmp_path / "maps")]
-    assert main(argv) == 0
+    agree = evaluate_grey_conv(tmp_path, "int8-test-grey", "--backend", "onnxruntime", "--precision", "int8")
     capsys.readouterr()
+    assert float(np.mean(agree)) >= 0.99  # int8 moves the threshold by at most a quantisation step
     path = tmp_path / "results" / "eval" / "synthetic" / "int8-test-grey-onnxruntime-int8.json"
-    record = json.loads(path.read_text())
-    deployment = record["source"]["deployment"]
+    deployment = json.loads(path.read_text())["source"]["deployment"]
     assert deployment["precision"] == deployment["execution_precision"] == "int8"
     for k, fold in enumerate(deployment["folds"], start=1):
         assert fold["quantization"]["calibration"] == f"fold {k}'s training slices (16 of 32, evenly spaced)"
         assert fold["quantization"]["error"] is None and fold["execution_precision"] == "int8"
-    data = load_dataset("synthetic", root)
-    folds, index = get_folds("synthetic", root), {i: n for n, i in enumerate(data.ids)}
-    agree = []
-    for k, ids in enumerate(folds, start=1):
-        mean, _ = normalization_stats(data.images[[index[i] for fold in folds if fold is not ids for i in fold]])
-        for slice_id in ids:
-            saved = np.asarray(Image.open(tmp_path / "maps" / f"CrossVal{k}" / f"{slice_id}.png")) > 0
-            exact = data.images[index[slice_id]].astype(np.float32) / 255 > np.float32(mean)
-            agree.append((saved == exact).mean())
-    assert float(np.mean(agree)) >= 0.99  # int8 moves the threshold by at most a quantisation step
 
 
 def test_profile_int8_entries_say_how_the_graph_was_quantised(tmp_path, capsys, one_thread):
