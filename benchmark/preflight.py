@@ -277,7 +277,9 @@ def evaluate_problems(dataset: str, data_root: str | Path, split: str, results: 
     if model is not None:
         problems += _model_problems(model)
     if weights is not None:
-        problems += _weights_file_problems(weights)
+        missing = _weights_file_problems(weights)
+        hint = _framework_weights_hint(model, dataset, results, split) if missing else ""
+        problems += [f"{line}; {hint}" for line in missing] if hint else missing
     if maps is not None and not Path(maps).is_dir():
         problems.append(f"{maps}: maps folder not found; expected DIR/CrossVal1..5/<slice id>.png (--maps)")
     return problems + results_problems(results)
@@ -294,6 +296,27 @@ def _model_problems(model: str) -> list[str]:
     except KeyError as err:
         return [f"--model: {err.args[0] if err.args else model}"]
     return contract_problems(model, train=False)
+
+
+def _framework_weights_hint(model: str | None, dataset: str, results: str | Path, split: str) -> str:
+    """For a model an external framework trains (nnU-Net): where its predictions are, since its jobs keep the
+    framework's own checkpoints and no last.pt; '' for any other model."""
+    from models import get_model_info
+
+    from .frameworks import FAMILY_FRAMEWORKS, FRAMEWORKS
+    from .records import run_dir
+    from .training.nnunet.job import MAPS_DIR
+
+    try:
+        framework = FRAMEWORKS.get(FAMILY_FRAMEWORKS.get(get_model_info(model).family, "")) if model else None
+    except KeyError:
+        return ""
+    if framework is None:
+        return ""
+    maps = run_dir(results, dataset, model, 0, split).parent / MAPS_DIR
+    return (f"{framework.title} trains and predicts {model} under paper/fast/smoke and keeps its own checkpoints, "
+            f"not last.pt: score what it predicted with --maps {maps} (train writes them there); a --protocol "
+            "uniform job of it has last.pt")
 
 
 def _weights_file_problems(pattern: str) -> list[str]:

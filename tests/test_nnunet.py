@@ -309,3 +309,18 @@ def test_finished_job_is_skipped_and_compare_and_report_read_it(smoke, capsys):
     [row] = [r for r in rows if r["entry"] == "nnunet-2d"]
     record = json.loads((_fold_dir(results) / "record.json").read_text())
     assert row["n_folds"] == 1 and row["dsc_mean"] == pytest.approx(record["final"]["paper"]["dsc"])
+
+
+def test_evaluate_model_of_an_nnunet_job_points_to_its_maps(tmp_path, capsys):
+    """nnU-Net's jobs keep nnU-Net's checkpoints, not last.pt: `evaluate --model` says where their maps are."""
+    _nnunet()
+    argv = ["evaluate", "--dataset", "synthetic", "--data-root", str(tmp_path / "data"), "--model", "nnunet-2d",
+            "--weights", str(tmp_path / "results/runs/synthetic/nnunet-2d/fold{fold0}/last.pt"),
+            "--results", str(tmp_path / "results")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"--maps {tmp_path / 'results' / 'runs' / 'synthetic' / 'nnunet-2d' / 'maps'}" in err
+    assert "nothing was evaluated" in err and not (tmp_path / "results" / "eval").exists()
+    argv[argv.index("nnunet-2d")] = "miniseg"  # a model of ours: no such hint
+    assert main(argv) == 1
+    assert "--maps" not in capsys.readouterr().err
