@@ -11,7 +11,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .errors import StorageFailure
 
@@ -20,9 +20,9 @@ STORAGE_ERRNOS: dict[int, str] = {
     errno.ENOSPC: "free space there",
     errno.EDQUOT: "free space within your quota there",
     errno.EFBIG: "free space there or write to another file system",
-    errno.EROFS: "remount it writable or pass another --results",
-    errno.EACCES: "restore your write permission there or pass another --results",
-    errno.EPERM: "restore your write permission there or pass another --results",
+    errno.EROFS: "remount it writable or pass another {option}",
+    errno.EACCES: "restore your write permission there or pass another {option}",
+    errno.EPERM: "restore your write permission there or pass another {option}",
 }
 RERUN_HINT = ("then rerun the same command (what was written before is kept; an interrupted training job resumes "
               "from its last checkpoint)")
@@ -66,20 +66,29 @@ def storage_cause(err: BaseException) -> OSError | None:
     return None
 
 
-def storage_failure(err: OSError, folder: str | Path) -> StorageFailure:
-    """The one-line error for a write into `folder` that failed with `err`."""
+def storage_failure(err: OSError, folder: str | Path, option: str = "--results") -> StorageFailure:
+    """The one-line error for a write into `folder` (which `option` chooses) that failed with `err`."""
     what = os.strerror(err.errno).lower() if err.errno else str(err)
     target = f" (writing {Path(err.filename).name})" if err.filename else ""
-    return StorageFailure(f"{folder}: {what}{target}; {free_space(folder)}; {STORAGE_ERRNOS[err.errno]}, "
-                          f"{RERUN_HINT}")
+    hint = STORAGE_ERRNOS[err.errno].format(option=option)
+    return StorageFailure(f"{folder}: {what}{target}; {free_space(folder)}; {hint}, {RERUN_HINT}")
+
+
+def _within(filename: Any, folder: str | Path) -> bool:
+    """Whether an error's file lies in `folder` (an error without a file name is taken to be a write there)."""
+    if filename is None:
+        return True
+    return Path(os.path.abspath(os.fsdecode(filename))).is_relative_to(os.path.abspath(folder))
 
 
 @contextmanager
-def storage_guard(folder: str | Path) -> Iterator[None]:
-    """Turn an OSError of a full, read-only or no-longer-writable disk inside the block into a StorageFailure."""
+def storage_guard(folder: str | Path, option: str = "--results") -> Iterator[None]:
+    """Turn an OSError of a full, read-only or no-longer-writable disk inside the block into a StorageFailure
+    naming `folder` (chosen by `option`); such an error on a file elsewhere (an input that cannot be read)
+    passes through unchanged."""
     try:
         yield
     except OSError as err:
-        if is_storage_error(err):
-            raise storage_failure(err, folder) from err
+        if is_storage_error(err) and _within(err.filename, folder):
+            raise storage_failure(err, folder, option) from err
         raise

@@ -286,6 +286,28 @@ def write_permission_lost(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     _fail_writes_under(monkeypatch, root, "temp file", errno.EACCES)
 
 
+def own_png_source(root: Path) -> str:
+    """A folder of PNG slices of six patients, to `prepare` as a dataset of one's own."""
+    from test_own_data import write_png_source
+
+    write_png_source(root / "own_source")
+    return ""
+
+
+def data_root_full(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Writing a slice under root/own_root fails with ENOSPC, after the first one."""
+    import benchmark.datasets.prepare_user as prepare_user
+
+    real, written = prepare_user._save_png, []
+
+    def save(array, path):
+        if str(path).startswith(str(root / "own_root")) and written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(path)
+        real(array, path)
+    monkeypatch.setattr(prepare_user, "_save_png", save)
+
+
 def plugin_syntax_error(root: Path) -> str:
     (root / "broken_plugin.py").write_text("def oops(:\n")
     return str(root / "broken_plugin.py")
@@ -397,6 +419,9 @@ CASES = [
          ("{root}/results/eval/synthetic", "read-only file system", " free of "), fault=disk_read_only),
     Case("disk: write permission lost (train)", nothing, TRAIN_TINY, 1,
          (RUN_FOLDER, "permission denied", " free of "), fault=write_permission_lost),
+    Case("disk: data root full (prepare)", own_png_source,
+         ("prepare", "--dataset", "Hospital", "--source", "{root}/own_source", "--data-root", "{root}/own_root"), 1,
+         ("{root}/own_root: no space left on device (writing ", " free of "), fault=data_root_full),
     Case("weights: pattern without {fold}", nothing, EVAL_WEIGHTS[:-5] + ("{root}/w1.pt",) + EVAL_WEIGHTS[-4:], 1,
          "must contain {fold}"),
     Case("plugin: file missing", nothing, ("list", "--plugin", "{root}/nowhere.py"), 1, "nowhere.py"),

@@ -45,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..datasets.download import download_dataset
     from ..datasets.specs import get_spec
+    from ..storage import storage_guard
 
-    folder, records = download_dataset(args.dataset, args.data_root, url=args.url, md5=args.md5,
-                                       extract=not args.no_extract)
+    with storage_guard(args.data_root, "--data-root"):  # a full or read-only data root: one line, its free space
+        folder, records = download_dataset(args.dataset, args.data_root, url=args.url, md5=args.md5,
+                                           extract=not args.no_extract)
     if args.json:
         print(json.dumps({"folder": str(folder), "files": [asdict(r) for r in records]}, indent=2))
         return 0

@@ -117,16 +117,18 @@ OWN_OPTIONS = ("layout", "patient_regex", "patients", "slice_axis", "empty_slice
 def run(args: argparse.Namespace) -> int:
     from ..datasets.prepare import DEFAULT_WINDOW_HU, prepare_dataset
     from ..datasets.specs import builtin_name
+    from ..storage import storage_guard
 
     if builtin_name(args.dataset) is None:
         return run_own(args)
     given = [f"--{o.replace('_', '-')}" for o in OWN_OPTIONS if getattr(args, o) not in (None, False)]
     if given:
         raise ValueError(f"{', '.join(given)}: for a dataset of your own; {args.dataset} is built in")
-    result = prepare_dataset(
-        args.dataset, args.source, args.data_root, masks_only=args.masks_only,
-        window_hu=args.window or DEFAULT_WINDOW_HU, labels=args.labels, force=args.force,
-    )
+    with storage_guard(args.data_root, "--data-root"):  # a full or read-only data root: one line, its free space
+        result = prepare_dataset(
+            args.dataset, args.source, args.data_root, masks_only=args.masks_only,
+            window_hu=args.window or DEFAULT_WINDOW_HU, labels=args.labels, force=args.force,
+        )
     summary = {
         "path": str(result.path), "n_slices": result.n_slices, "slices_per_case": result.slices_per_case,
         "missing_fold_ids": result.missing_fold_ids,
@@ -146,6 +148,7 @@ def run_own(args: argparse.Namespace) -> int:
     """prepare for a dataset of your own (benchmark.datasets.prepare_user)."""
     from ..datasets.prepare import DEFAULT_WINDOW_HU
     from ..datasets.prepare_user import OwnOptions, prepare_own
+    from ..storage import storage_guard
 
     if args.masks_only:
         raise ValueError("--masks-only is for the built-in datasets; a dataset of your own needs its images")
@@ -155,7 +158,8 @@ def run_own(args: argparse.Namespace) -> int:
         labels=args.labels, empty_slices=args.empty_slices, seed=args.seed, resplit=args.resplit,
         licence=args.licence, resize_px=args.resize_px, force=args.force,
     )
-    result = prepare_own(args.dataset, args.source, args.data_root, options)
+    with storage_guard(args.data_root, "--data-root"):
+        result = prepare_own(args.dataset, args.source, args.data_root, options)
     summary = {"path": str(result.path), "layout": result.layout, "n_slices": result.n_slices,
                "n_patients": result.n_patients, "fold_sizes": result.fold_sizes, "seed": result.seed,
                "split_kept": result.split_reused, "n_empty_masks": len(result.empty_masks),
