@@ -43,11 +43,17 @@ def reference_slice(side: int, data_root: str | Path | None) -> tuple[np.ndarray
     else:
         grey = synthetic_slice(side).astype(np.float32)
         source = f"synthetic (seed {SYNTHETIC_SEED}; no {path or REAL_SLICE} here)"
-    x = torch.from_numpy(grey / 255.0)[None, None]
-    if x.shape[-1] != side or x.shape[-2] != side:
+    return standardised(grey[None], side), source
+
+
+def standardised(grey: np.ndarray, side: int) -> np.ndarray:
+    """(N, H, W) grey slices -> float32 (N, 3, side, side): x/255, resized (bilinear), zero mean and unit variance
+    over all of them (a stand-in for a fold's statistics), replicated to 3 channels."""
+    x = torch.from_numpy(np.asarray(grey, dtype=np.float32) / np.float32(255.0))[:, None]
+    if tuple(x.shape[-2:]) != (side, side):
         x = nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
     x = (x - x.mean()) / (x.std(unbiased=False) + 1e-6)
-    return x.expand(1, 3, side, side).contiguous().numpy(), source
+    return x.expand(-1, 3, -1, -1).contiguous().numpy()
 
 
 @torch.no_grad()

@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
-from torch import nn
 
 from ..profiling.timing import error_text
 from ..storage import storage_cause, storage_failure, storage_guard
-from .agreement import synthetic_slice
+from .agreement import standardised, synthetic_slice
 from .backends import require
 
 #: How many training slices calibrate the activation ranges.
@@ -96,11 +94,7 @@ def profile_calibration(side: int, data_root: str | Path | None, count: int = CA
     else:
         grey = np.stack([synthetic_slice(side, seed) for seed in range(1, count + 1)])
         source = f"synthetic (seeds 1-{count}; no {dataset} under {data_root})"
-    x = torch.from_numpy(grey.astype(np.float32) / 255.0)[:, None]
-    if tuple(x.shape[-2:]) != (side, side):
-        x = nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-    x = (x - x.mean()) / (x.std(unbiased=False) + 1e-6)
-    return Calibration(x.expand(-1, 3, -1, -1).contiguous().numpy(), source)
+    return Calibration(standardised(grey, side), source)
 
 
 class _Reader:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -274,12 +274,18 @@ def load_weights(
     return load_checked(model, state, str(path), name, error=InputMismatch)
 
 
+def write_mask_pngs(folder: Path, names: Iterable[str], masks: Iterable[np.ndarray]) -> list[Path]:
+    """Each mask as a 0/255 PNG `folder/<name>.png`, written atomically; the paths written."""
+    paths = []
+    for name, mask in zip(names, masks):
+        image = Image.fromarray(mask.astype(np.uint8) * 255)
+        paths.append(atomic_write(Path(folder) / f"{name}.png", lambda tmp, im=image: im.save(tmp, format="PNG")))
+    return paths
+
+
 def save_fold_maps(out_dir: Path, fold: int, ids: Sequence[str], masks: np.ndarray) -> None:
     """Write masks as 0/255 PNGs `out_dir/CrossVal{fold}/<id>.png` (the SegMaps layout), each atomically."""
-    fold_dir = Path(out_dir) / FOLD_DIR.format(fold=fold)
-    for slice_id, mask in zip(ids, masks):
-        image = Image.fromarray(mask.astype(np.uint8) * 255)
-        atomic_write(fold_dir / f"{slice_id}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
+    write_mask_pngs(Path(out_dir) / FOLD_DIR.format(fold=fold), ids, masks)
 
 
 def evaluate_weights(

@@ -16,7 +16,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from ..errors import BadValue, InputMismatch
@@ -197,12 +196,10 @@ def check_output(out: Path, nifti: bool, names: Sequence[str], force: bool) -> N
 
 
 def write_png_masks(out_dir: Path, names: Sequence[str], masks: Sequence[np.ndarray]) -> list[Path]:
-    """One 0/255 PNG per slice, `out_dir/<name>.png`, each written atomically."""
-    paths = []
-    for name, mask in tqdm(list(zip(names, masks)), desc="write", unit="mask", disable=None):
-        image = Image.fromarray(mask.astype(np.uint8) * 255)
-        paths.append(atomic_write(out_dir / f"{name}.png", lambda tmp, im=image: im.save(tmp, format="PNG")))
-    return paths
+    """One 0/255 PNG per slice, `out_dir/<name>.png`, each written atomically, with a progress bar."""
+    from .evaluate import write_mask_pngs
+
+    return write_mask_pngs(out_dir, names, tqdm(masks, desc="write", unit="mask", total=len(names), disable=None))
 
 
 def mask_volume(masks: Sequence[np.ndarray], shape: tuple[int, ...], axis: int) -> np.ndarray:

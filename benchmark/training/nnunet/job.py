@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ...env import PROJECT_ROOT, environment, resolve_device
 from ...errors import Unavailable, UserError
@@ -217,13 +216,6 @@ def probabilities_to_masks(validation: Path, ids: list[str], out_shape: tuple[in
     return out
 
 
-def write_maps(maps_dir: Path, ids: list[str], masks: np.ndarray) -> None:
-    """The fold's predictions as 0/255 PNGs (the authors' SegMaps layout), each written atomically."""
-    for slice_id, mask in zip(ids, masks):
-        image = Image.fromarray(mask.astype(np.uint8) * 255)
-        atomic_write(maps_dir / f"{slice_id}.png", lambda tmp, im=image: im.save(tmp, format="PNG"))
-
-
 def plan_summary(plans: dict[str, Any]) -> dict[str, Any]:
     """What the record keeps of nnU-Net's plan: network, patch and batch size, stages, features, normalisation."""
     config = plans["configurations"][CONFIGURATION]
@@ -324,6 +316,7 @@ def run(
     from models.nnunet import PLANNERS
 
     from ...datasets import get_folds, load_on_truth_grid, train_ids
+    from ...evaluation.evaluate import save_fold_maps
     from ...evaluation.metrics import fold_summary, slice_metrics
 
     run_dir = Path(run_dir)
@@ -350,7 +343,7 @@ def run(
         final = fold_summary(per_slice)
         atomic_write(run_dir / PER_SLICE_NAME, lambda tmp: per_slice.to_csv(tmp, index=False))
         csv_name = PER_SLICE_NAME
-        write_maps(run_dir.parent / MAPS_DIR / f"CrossVal{fold + 1}", test_ids, pred)  # evaluate scores this grid
+        save_fold_maps(run_dir.parent / MAPS_DIR, fold + 1, test_ids, pred)  # on the grid evaluate scores
         outcome["scoring_s"] = time.perf_counter() - start
         plans = read_json(workspace.plans_file(PLANNERS[model].plans_identifier))
         nnunet = _nnunet_section(version, plans, outcome, effective, cases, workspace, digest, cpus, options, device)
