@@ -324,3 +324,20 @@ def test_evaluate_model_of_an_nnunet_job_points_to_its_maps(tmp_path, capsys):
     argv[argv.index("nnunet-2d")] = "miniseg"  # a model of ours: no such hint
     assert main(argv) == 1
     assert "--maps" not in capsys.readouterr().err
+
+
+def test_a_full_disk_stops_the_nnunet_grid_like_ours(tmp_path, monkeypatch):
+    """A StorageFailure inside an nnU-Net job is re-raised (the grid stops), not written as a failed record."""
+    _nnunet()
+    from benchmark.errors import StorageFailure
+    from benchmark.training.nnunet import job
+
+    def full(*args, **kwargs):
+        raise StorageFailure(f"{tmp_path}: no space left on device")
+
+    monkeypatch.setattr(job, "prepare_workspace", full)
+    [first] = plan_jobs(["nnunet-2d"], ["synthetic"], [0], get_protocol("smoke"), CPU, tmp_path / "data",
+                        tmp_path / "results")
+    with pytest.raises(StorageFailure):
+        job.run(first.model, first.dataset, 0, first.protocol, CPU, tmp_path / "data", first.run_dir)
+    assert not (first.run_dir / "record.json").exists()

@@ -324,6 +324,11 @@ def resume(trainer: Trainer, run_dir: Path) -> bool:
     return True
 
 
+#: Failures that stop the whole grid instead of failing one job: Ctrl-C, and a disk that takes no more
+#: writes (the last checkpoint stays; the rerun resumes). Every training backend re-raises them.
+GRID_STOPS = (KeyboardInterrupt, StorageFailure)
+
+
 def describe_error(err: BaseException) -> str:
     """A failed record's `error`: the kind of failure and its message."""
     if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
@@ -368,7 +373,7 @@ def run_training(
         final = _fold_summary(per_slice)
         atomic_write(run_dir / PER_SLICE_NAME, lambda tmp: per_slice.to_csv(tmp, index=False))
         csv_name = PER_SLICE_NAME
-    except (KeyboardInterrupt, StorageFailure):  # Ctrl-C, or a disk that takes no more: the grid stops, last.pt stays
+    except GRID_STOPS:
         raise
     except Exception as err:  # noqa: BLE001 - every failure is recorded and the grid goes on
         error = describe_error(err)

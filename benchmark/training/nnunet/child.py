@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import random
 import sys
 import time
 import traceback
@@ -56,23 +55,14 @@ def prepare(spec: dict[str, Any]) -> dict[str, Any]:
     return {"plans_identifier": plans_id, "data_identifier": data_id}
 
 
-def _seed(seed: int) -> None:
-    """Seed the generators nnU-Net draws from in this process (network init; augmentation when in-process)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train(spec: dict[str, Any]) -> dict[str, Any]:
     """Train fold `spec['fold']` with nnU-Net's trainer (resuming from its checkpoint), then nnU-Net's validation."""
     import torch
 
+    from ..checkpoint import seed_everything
     from .trainer import CHECKPOINT_FINAL, CHECKPOINT_LATEST, BenchTrainer
 
-    _seed(int(spec["seed"]))
+    seed_everything(int(spec["seed"]))  # network init; augmentation too when it runs in-process
     torch.set_num_threads(int(spec["threads"]))
     device = torch.device(spec["device"])
     if device.type == "cuda":
@@ -83,10 +73,9 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                            int(spec["fold"]), dataset_json, device)
     trainer.configure(spec)
     output = Path(trainer.output_folder)
-    resumed_from, trained_here = None, True
+    resumed_from = None
     if (output / CHECKPOINT_FINAL).is_file():  # trained in an earlier session: validation only
         trainer.load_checkpoint(str(output / CHECKPOINT_FINAL))
-        trained_here = False
     else:
         if (output / CHECKPOINT_LATEST).is_file():
             trainer.load_checkpoint(str(output / CHECKPOINT_LATEST))
@@ -101,7 +90,6 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         "trainer": type(trainer).__name__,
         "nnunet_defaults": trainer.defaults,
         "resumed_from_epoch": resumed_from,
-        "trained_this_session": trained_here,
         "history": trainer.history(),
         "epochs_done": trainer.current_epoch,
         "batch_size": trainer.batch_size,

@@ -29,6 +29,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from models.nnunet import CONFIGURATION
+
 from ...env import PROJECT_ROOT, environment, resolve_device
 from ...errors import Unavailable, UserError
 from ...io import atomic_write, atomic_write_json, read_json
@@ -37,8 +39,8 @@ from ...protocol import Protocol
 from ...recipes import resolve
 from ...records import CHECKPOINT_INFO_NAME, PER_SLICE_NAME, RECORD_NAME, results_key, same_protocol
 from ..run_record import job_record, utc_now
-from ..train import TrainOptions, describe_error
-from .workspace import CONFIGURATION, DATASET_ID, SOURCE_NAME, Workspace, slices_digest, step_done, write_raw, \
+from ..train import GRID_STOPS, TrainOptions, describe_error
+from .workspace import DATASET_ID, SOURCE_NAME, Workspace, slices_digest, step_done, write_raw, \
     write_splits
 
 NNUNET_DIR = "nnunet"
@@ -350,7 +352,7 @@ def run(
         data = {"n_train": len(train), "n_test": len(test_ids), "size_px": effective.base_size,
                 "score_size_px": int(truth.shape[-1]), "normalization": "nnU-Net's plan: "
                 + ", ".join(plans["configurations"][CONFIGURATION]["normalization_schemes"])}
-    except (KeyboardInterrupt, SessionEnded):
+    except (*GRID_STOPS, SessionEnded):
         raise
     except Exception as err:  # noqa: BLE001 - every failure is recorded and the grid goes on
         error = describe_error(err)

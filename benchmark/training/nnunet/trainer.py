@@ -89,8 +89,7 @@ class BenchTrainer(nnUNetTrainer):
         if due and done < self.num_epochs:
             self._saved_at = time.monotonic()
             self.write_checkpoint_info(done)
-        atomic_write_json(self.files["progress"], {"epoch": done, "epochs": self.num_epochs,
-                                                   "history": self.history()})
+        atomic_write_json(self.files["progress"], {"epoch": done, "epochs": self.num_epochs})  # the parent's bar
         if done == self.stop_after_epoch and done < self.num_epochs:
             raise SessionEnd(f"stopped after epoch {done} as asked")
 

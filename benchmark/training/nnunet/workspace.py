@@ -35,7 +35,6 @@ LAYOUT_VERSION = 1
 DATASET_ID = 1
 SOURCE_NAME = "source.json"
 SPLITS_NAME = "splits_final.json"
-CONFIGURATION = "2d"
 CHANNEL = "_0000"  # nnU-Net's channel suffix of a case's (only) image
 
 
@@ -64,10 +63,6 @@ class Workspace:
     @property
     def preprocessed(self) -> Path:
         return self.root / "nnUNet_preprocessed"
-
-    @property
-    def dataset_raw(self) -> Path:
-        return self.raw / self.dataset
 
     @property
     def dataset_preprocessed(self) -> Path:
