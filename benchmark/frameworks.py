@@ -70,12 +70,17 @@ FRAMEWORKS: Mapping[str, Framework] = MappingProxyType({
 FAMILY_FRAMEWORKS: Mapping[str, str] = MappingProxyType({"nnunet": "nnunet"})
 
 
-def framework_of(model: str, protocol: Protocol) -> Framework | None:
-    """The framework that trains `model` under `protocol` (its family's, under a paper-based preset), or None."""
+def family_framework(model: str) -> Framework | None:
+    """The framework of `model`'s family (it trains the model under the paper-based presets), or None."""
     from models import get_model_info
 
     name = FAMILY_FRAMEWORKS.get(get_model_info(model).family)
-    return FRAMEWORKS[name] if name is not None and protocol.recipes == "paper" else None
+    return FRAMEWORKS[name] if name is not None else None
+
+
+def framework_of(model: str, protocol: Protocol) -> Framework | None:
+    """The framework that trains `model` under `protocol` (its family's, under a paper-based preset), or None."""
+    return family_framework(model) if protocol.recipes == "paper" else None
 
 
 def resolve(protocol: Protocol, model: str, framework: Framework) -> tuple[Protocol, dict[str, Any]]:
@@ -122,12 +127,10 @@ def missing_framework(model: str) -> str | None:
     """Why `model`'s framework cannot run here (its package is not installed, with the extra to install), or None.
 
     Checked under every preset: the registered network of a framework's family is built by the framework too."""
-    from models import get_model_info
-
-    name = FAMILY_FRAMEWORKS.get(get_model_info(model).family)
-    if name is None:
+    framework = family_framework(model)
+    if framework is None:
         return None
-    module, function = FRAMEWORKS[name].requirement.split(":")
+    module, function = framework.requirement.split(":")
     try:
         getattr(importlib.import_module(module), function)()
     except ImportError as err:

@@ -145,11 +145,13 @@ def check_output_contract(request: TrainRequest) -> list[str]:
     aux_weights it will train with (benchmark.contract: one small batch on the CPU or the meta device, once per
     model and process)."""
     from .contract import contract_problems
+    from .frameworks import missing_framework
 
     protocol = _protocol(request)
     if protocol is None:
         return []
-    return [problem for model, effective, error in _effective_protocols(request.models, protocol) if error is None
+    return [problem for model, effective, error in _effective_protocols(request.models, protocol)
+            if error is None and missing_framework(model) is None  # check_frameworks names a missing one
             for problem in contract_problems(model, effective.aux_weights)]
 
 
@@ -291,25 +293,26 @@ def _model_problems(model: str) -> list[str]:
 
     from .contract import contract_problems
 
+    from .frameworks import missing_framework
+
     try:
         get_model_info(model)
     except KeyError as err:
         return [f"--model: {err.args[0] if err.args else model}"]
-    return contract_problems(model, train=False)
+    missing = missing_framework(model)  # the network cannot be built: say why, not that its outputs are off
+    return [f"--model {model}: {missing}"] if missing else contract_problems(model, train=False)
 
 
 def _framework_weights_hint(model: str | None, dataset: str, results: str | Path, split: str) -> str:
     """For a model an external framework trains (nnU-Net): where its predictions are, since its jobs keep the
     framework's own checkpoints and no last.pt; '' for any other model."""
-    from models import get_model_info
-
-    from .frameworks import FAMILY_FRAMEWORKS, FRAMEWORKS
+    from .frameworks import family_framework
     from .records import run_dir
     from .training.nnunet.job import MAPS_DIR
 
     try:
-        framework = FRAMEWORKS.get(FAMILY_FRAMEWORKS.get(get_model_info(model).family, "")) if model else None
-    except KeyError:
+        framework = family_framework(model) if model else None
+    except KeyError:  # an unknown model: _model_problems says so
         return ""
     if framework is None:
         return ""

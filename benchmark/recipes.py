@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .frameworks import family_framework
 from .protocol import PRESETS, RECIPE_FIELDS, Protocol, jsonable
 
 #: One pass per epoch at the base size, crop margin 0..16 px at 512 (the scripts' `int(32 / 1024 * 512)`).
@@ -212,7 +213,7 @@ def describe(
                 "the per-model values the authors chose are not published")
     elif row_name:
         head = f"the uniform recipe (MiniSeg's, for every model) with the initialisation of the paper's {row_name} row"
-    elif _framework_family(model):
+    elif family_framework(model) is not None:
         head = (f"{model}: the uniform recipe (MiniSeg's) with our trainer; under the paper-based presets its "
                 "framework trains it")
     else:
@@ -221,15 +222,6 @@ def describe(
     if deviations:
         parts.append("deviations: " + "; ".join(deviations))
     return ". ".join(parts) + "."
-
-
-def _framework_family(model: str) -> bool:
-    """Whether an external framework trains `model` under the paper-based presets (nnU-Net's models)."""
-    from models import get_model_info
-
-    from .frameworks import FAMILY_FRAMEWORKS
-
-    return get_model_info(model).family in FAMILY_FRAMEWORKS
 
 
 def recipe_summary(recipe: dict[str, Any]) -> str:

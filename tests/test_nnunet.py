@@ -159,7 +159,13 @@ def test_without_nnunetv2_a_one_line_error_names_the_extra(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "error: nnunet-2d: nnU-Net v2 (the nnunetv2 package) is not installed: pip install '.[nnunet]'" in err
+    assert err.count("error: ") == 1, err  # not also an output-contract failure of a network that cannot be built
     assert not (results / "runs").exists()
+    code = main(["evaluate", "--dataset", "synthetic", "--data-root", str(tmp_path / "data"), "--model", "nnunet-2d",
+                 "--weights", str(tmp_path / "w{fold}.pt"), "--results", str(results)])
+    err = capsys.readouterr().err
+    assert code == 1 and "error: --model nnunet-2d: nnU-Net v2 (the nnunetv2 package) is not installed" in err
+    assert "input" not in err.split("error: --model nnunet-2d")[1].splitlines()[0]
 
 
 # --- a real nnU-Net training through the runner ---------------------------------------------------------------
