@@ -236,21 +236,20 @@ def _stack_boundary(masks: np.ndarray, z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _directed_3d(source: np.ndarray, target: np.ndarray, z: np.ndarray, z_spacing: float) -> np.ndarray:
+def _directed_3d(source: np.ndarray, target: np.ndarray, target_edge: cKDTree, z: np.ndarray,
+                 z_spacing: float) -> np.ndarray:
     """Per slice: the largest distance from a `source` voxel to the `target` set (NaN where a slice has none).
 
     A source voxel's nearest target voxel is a 3-D boundary voxel of the target (a voxel with a
-    6-neighbour outside it), so a KD-tree of the boundary answers exactly; voxels inside the
-    target are at distance 0.
+    6-neighbour outside it), so a KD-tree of the boundary (`target_edge`) answers exactly; voxels inside
+    the target are at distance 0.
     """
     out = np.where(source.any(axis=(1, 2)), 0.0, np.nan)
     outside = source & ~target
     if not outside.any():
         return out
-    slice_of = np.argwhere(outside)[:, 0]
-    edge = _voxel_points(_stack_boundary(target, z), z, z_spacing)
-    distances, _ = cKDTree(edge).query(_voxel_points(outside, z, z_spacing))
-    np.maximum.at(out, slice_of, distances)
+    distances, _ = target_edge.query(_voxel_points(outside, z, z_spacing))
+    np.maximum.at(out, np.argwhere(outside)[:, 0], distances)
     return out
 
 
@@ -278,17 +277,7 @@ def volume_distances(
     Slices are stacked at their z index (any order given; the result follows the input order).
     Both directions are NaN on every slice when the volume's prediction or ground truth is empty.
     """
-    pred, gt = _as_masks(pred, gt)
-    z = _slice_indices(z, len(pred))
-    nan = np.full(len(pred), np.nan)
-    if not (pred.any() and gt.any()):
-        return nan, nan.copy()
-    order = np.argsort(z)
-    window = (order, *_bounding_box((pred | gt).any(axis=0)))  # in-plane: exact (outside it both are empty)
-    zs = z[order].astype(np.float64)
-    p2g, g2p = np.empty(len(z)), np.empty(len(z))
-    p2g[order] = _directed_3d(pred[window], gt[window], zs, z_spacing)
-    g2p[order] = _directed_3d(gt[window], pred[window], zs, z_spacing)
+    p2g, g2p, _ = _volume_3d(pred, gt, z, z_spacing)
     return p2g, g2p
 
 
@@ -299,16 +288,27 @@ def volume_hd95(pred: np.ndarray, gt: np.ndarray, z: Sequence[int], z_spacing: f
     Boundary voxels have a 6-neighbour outside the mask (a missing slice index counts as outside, as in
     `volume_distances`); a KD-tree of each boundary gives the exact distances.
     """
+    return _volume_3d(pred, gt, z, z_spacing)[2]
+
+
+def _volume_3d(pred: np.ndarray, gt: np.ndarray, z: Sequence[int],
+               z_spacing: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """`volume_distances`' two per-slice directions and `volume_hd95`, from one pair of 3-D boundaries and trees."""
     pred, gt = _as_masks(pred, gt)
     z = _slice_indices(z, len(pred))
+    nan = np.full(len(pred), np.nan)
     if not (pred.any() and gt.any()):
-        return float("nan")
+        return nan, nan.copy(), float("nan")
     order = np.argsort(z)
-    window = (order, *_bounding_box((pred | gt).any(axis=0)))
-    edge_pred, edge_gt = (_voxel_points(_stack_boundary(m[window], z[order]), z[order], z_spacing) for m in (pred, gt))
-    pred_to_gt, _ = cKDTree(edge_gt).query(edge_pred)
-    gt_to_pred, _ = cKDTree(edge_pred).query(edge_gt)
-    return _symmetric_percentile(pred_to_gt, gt_to_pred, HD_PERCENTILE)
+    window = (order, *_bounding_box((pred | gt).any(axis=0)))  # in-plane: exact (outside it both are empty)
+    zs, p, g = z[order], pred[window], gt[window]
+    edge_p, edge_g = (_voxel_points(_stack_boundary(m, zs), zs, z_spacing) for m in (p, g))
+    tree_p, tree_g = cKDTree(edge_p), cKDTree(edge_g)
+    p2g, g2p = np.empty(len(z)), np.empty(len(z))
+    p2g[order] = _directed_3d(p, g, tree_g, zs, z_spacing)
+    g2p[order] = _directed_3d(g, p, tree_p, zs, z_spacing)
+    hd95 = _symmetric_percentile(tree_g.query(edge_p)[0], tree_p.query(edge_g)[0], HD_PERCENTILE)
+    return p2g, g2p, hd95
 
 
 def _volume_columns(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> dict[str, Sequence] | None:
@@ -325,8 +325,7 @@ def _volume_columns(pred: np.ndarray, gt: np.ndarray, ids: Sequence[str]) -> dic
     p2g, g2p, hd95 = (np.full(len(ids), np.nan) for _ in range(3))
     for volume in dict.fromkeys(volumes):
         rows = np.array([v == volume for v in volumes])
-        p2g[rows], g2p[rows] = volume_distances(pred[rows], gt[rows], z[rows])
-        hd95[rows] = volume_hd95(pred[rows], gt[rows], z[rows])
+        p2g[rows], g2p[rows], hd95[rows] = _volume_3d(pred[rows], gt[rows], z[rows], Z_SPACING_PX)
     return {"volume": volumes, "z": z, "hd3d_pred_to_gt": p2g, "hd3d_gt_to_pred": g2p, "hd95_3d": hd95}
 
 
