@@ -66,6 +66,14 @@ def storage_cause(err: BaseException) -> OSError | None:
     return None
 
 
+def raise_if_storage(err: BaseException, folder: str | Path) -> None:
+    """Raise the StorageFailure of `folder` when `err` is, or was caused by, a full or read-only disk (a library
+    such as an ONNX exporter or quantiser may wrap it); for a caller that records every other failure."""
+    full = storage_cause(err)
+    if full is not None:
+        raise storage_failure(full, folder) from err
+
+
 def storage_failure(err: OSError, folder: str | Path, option: str = "--results") -> StorageFailure:
     """The one-line error for a write into `folder` (which `option` chooses) that failed with `err`."""
     what = os.strerror(err.errno).lower() if err.errno else str(err)

@@ -294,18 +294,24 @@ def own_png_source(root: Path) -> str:
     return ""
 
 
-def data_root_full(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    """Writing a slice under root/own_root fails with ENOSPC, after the first one."""
+def fail_slice_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, code: int) -> list[Path]:
+    """`prepare` of a dataset of one's own: writing a slice under `folder` fails with OSError(code) after the first
+    one, as a disk that fills up or turns read-only does; returns the list of slices written."""
     import benchmark.datasets.prepare_user as prepare_user
 
     real, written = prepare_user._save_png, []
 
     def save(array, path):
-        if str(path).startswith(str(root / "own_root")) and written:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        if str(path).startswith(str(folder)) and written:
+            raise OSError(code, os.strerror(code), str(path))
         written.append(path)
         real(array, path)
     monkeypatch.setattr(prepare_user, "_save_png", save)
+    return written
+
+
+def data_root_full(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    fail_slice_writes(monkeypatch, root / "own_root", errno.ENOSPC)
 
 
 def plugin_syntax_error(root: Path) -> str:

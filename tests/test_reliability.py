@@ -281,21 +281,12 @@ def test_ground_truth_alone_reads_the_images_headers_where_they_exist(data_root,
 def test_a_full_data_root_stops_prepare_with_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys, code, hint):
     """prepare writes into a temporary folder of the data root; a full or read-only disk there is one line with the
     free space and the option to change, and the temporary folder is gone."""
+    from test_bad_inputs import fail_slice_writes
     from test_own_data import write_png_source
-
-    import benchmark.datasets.prepare_user as prepare_user
 
     source, root = write_png_source(tmp_path / "source"), tmp_path / "data"
     root.mkdir()
-    real_save, saved = prepare_user._save_png, []
-
-    def fill_up(array, path):
-        if saved:  # the first slice is written, then the disk is full
-            raise OSError(code, os.strerror(code), str(path))
-        saved.append(path)
-        real_save(array, path)
-
-    monkeypatch.setattr(prepare_user, "_save_png", fill_up)
+    saved = fail_slice_writes(monkeypatch, root, code)
     argv = ["prepare", "--dataset", "Hospital", "--source", str(source), "--data-root", str(root)]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -311,6 +302,6 @@ def test_a_storage_error_on_a_file_outside_the_guarded_folder_is_not_the_folders
     elsewhere = tmp_path / "source" / "image.png"
     with pytest.raises(PermissionError) as caught, storage_guard(tmp_path / "results"):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(elsewhere))
-    assert not isinstance(caught.value, StorageFailure) and caught.value.filename == str(elsewhere)
+    assert caught.value.filename == str(elsewhere)  # the input's own error, unchanged
     with pytest.raises(StorageFailure, match="pass another --results"), storage_guard(tmp_path / "results"):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "results" / "x.json"))

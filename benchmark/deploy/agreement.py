@@ -18,6 +18,8 @@ from PIL import Image
 from scipy import ndimage
 from torch import nn
 
+from ..contract import main_output
+
 REAL_SLICE = Path("COVID-19-CT100") / "tr_im" / "tr_im_0000.png"
 SYNTHETIC_SEED = 0
 
@@ -64,8 +66,7 @@ def eager_logits(model: nn.Module, inputs: np.ndarray) -> np.ndarray:
         out = model.eval()(torch.from_numpy(inputs).to(next(iter(model.parameters()), torch.empty(0)).device))
     finally:
         model.train(was_training)
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    return out.float().cpu().numpy()
+    return main_output(out).float().cpu().numpy()
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from . import EXPORTERS
-from ..storage import storage_cause, storage_failure, storage_guard
+from ..contract import main_output
+from ..storage import raise_if_storage, storage_guard
 from .backends import require
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -73,8 +74,7 @@ class MainOutput(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        return out[0] if isinstance(out, (tuple, list)) else out
+        return main_output(self.model(x))
 
 
 def exporter_order(exporter: str) -> list[str]:
@@ -202,9 +202,7 @@ def export_onnx(
             result.path, result.exporter, result.opset = path, attempt, onnx_opset(path)
             break
         except Exception as err:  # noqa: BLE001 - an exporter's failure is recorded; the next one is tried
-            full = storage_cause(err)
-            if full is not None:  # a full or read-only disk, not the model: every later export would fail too
-                raise storage_failure(full, path.parent) from err
+            raise_if_storage(err, path.parent)  # a full disk, not the model: every later export would fail too
             result.attempts.append({"exporter": attempt, "error": _error_text(err)})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..profiling.timing import error_text
-from ..storage import storage_cause, storage_failure, storage_guard
+from ..storage import raise_if_storage, storage_guard
 from .agreement import standardised, synthetic_slice
 from .backends import require
 
@@ -148,9 +148,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Calibration) -> 
         quantized.replace(out_path)
         return QuantizeResult(out_path, calibration.source, n_slices, time.perf_counter() - begin)
     except Exception as err:  # noqa: BLE001 - a graph the quantiser cannot take is this result's failure
-        full = storage_cause(err)
-        if full is not None:
-            raise storage_failure(full, out_path.parent) from err
+        raise_if_storage(err, out_path.parent)
         return QuantizeResult(None, calibration.source, n_slices, time.perf_counter() - begin, error_text(err))
     finally:
         shutil.rmtree(work, ignore_errors=True)
