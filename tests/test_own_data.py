@@ -16,7 +16,6 @@ from PIL import Image
 
 from benchmark import datasets as ds
 from benchmark.cli import main
-from benchmark.datasets.folds import fold_leaks
 from benchmark.datasets.volumes import get_slice
 from benchmark.evaluation import inference
 
@@ -119,7 +118,8 @@ def test_split_is_patient_grouped_stable_and_never_redrawn_silently(png_source, 
     folds = ds.get_folds("Mine", first)
     assert len(folds) == 5 and all(folds)
     assert sorted(i for f in folds for i in f) == sorted(ds.load_dataset("Mine", first).ids)
-    assert fold_leaks(folds, ds.patient_map("Mine", first).patient_of) == {}
+    patients = [{i.split("_")[0] for i in fold} for fold in json.loads(split)["folds"]]  # ids are p<NN>_<k>
+    assert sum(map(len, patients)) == len(set().union(*patients)) == 6  # each patient in exactly one fold
     assert prepare("Mine", png_source, first, "--force") == 0  # prepared again: the split is kept byte for byte
     assert (first / "Mine" / "splits.json").read_bytes() == split and "kept from the earlier" in capsys.readouterr().out
     assert prepare("Mine", png_source, first, "--force", "--seed", "4") == 1  # another seed would change it
@@ -271,9 +271,10 @@ def grey(num_classes=2, in_channels=3):
 '''
 
 
-def test_predict_backend_runs_one_exported_graph_per_slice_size(tmp_path, capsys, one_thread):
+def test_predict_backend_runs_one_exported_graph_per_size_it_runs_at(tmp_path, capsys, one_thread):
     """A 1x1 conv whose foreground logit is the normalised grey predicts 'grey/255 > mean': through ONNX Runtime,
-    on slices of two sizes (two graphs, each exported at its size), the masks are exactly that."""
+    on slices of two sizes (two graphs, each exported at its size), the masks are exactly that; with --size, the
+    slices of both sizes run through one graph."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     plugin, weights, slices = tmp_path / "grey_models.py", tmp_path / "grey.pth", tmp_path / "slices"
@@ -296,12 +297,16 @@ def test_predict_backend_runs_one_exported_graph_per_slice_size(tmp_path, capsys
     summary = json.loads(capsys.readouterr().out)
     assert (summary["backend"], summary["precision"]) == ("onnxruntime", "fp32")
     graphs = summary["deployment"]["graphs"]
-    assert [(g["fold"], g["exporter"], g["execution_precision"]) for g in graphs] == [
-        (0, "torchscript", "fp32"), (1, "torchscript", "fp32")]  # 32 px, then 48 px
+    assert [(g["size"], g["exporter"], g["execution_precision"]) for g in graphs] == [
+        ([32, 32], "torchscript", "fp32"), ([48, 48], "torchscript", "fp32")]
     for name in ("a", "b", "c"):
         grey = np.asarray(Image.open(slices / f"{name}.png")).astype(np.float32) / 255
         mask = np.asarray(Image.open(tmp_path / "masks" / f"{name}.png")) > 0
         assert np.array_equal(mask, grey > np.float32(0.41)) and mask.any() and not mask.all(), name
+    argv[argv.index(str(tmp_path / "masks"))] = str(tmp_path / "masks32")
+    assert main([*argv, "--backend", "onnxruntime", "--exporter", "torchscript", "--size", "32", "--json"]) == 0
+    graphs = json.loads(capsys.readouterr().out)["deployment"]["graphs"]
+    assert [g["size"] for g in graphs] == [[32, 32]]  # both slice sizes run at 32 px: one graph
 
 
 def test_fold_statistics_are_those_of_the_fold_training_slices(png_source, tmp_path):

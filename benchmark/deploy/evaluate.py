@@ -72,7 +72,8 @@ class FoldDeployer:
         if not export.ok:
             raise Unavailable(f"{self.model_name}: fold {fold}'s weights cannot be exported to ONNX ({export.error}); "
                               "evaluate it with --backend torch")
-        graph, info = export.path, {"fold": fold, "exporter": export.exporter, "opset": export.opset}
+        graph, info = export.path, {"fold": fold, "size": list(size), "exporter": export.exporter,
+                                    "opset": export.opset}
         if self.target.precision == "int8":
             graph, info["quantization"] = self._quantized(export.path, fold, training)
         session = adapter(self.target.backend).open(graph, self.target, self.threads)

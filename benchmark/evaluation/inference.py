@@ -163,17 +163,21 @@ def segment(model: torch.nn.Module, images: Sequence[np.ndarray], stats: InputSt
     """Foreground masks of `images` at their own sizes, in their order; slices of one size run together, resized
     to `size_px` first where given (the logits come back to each slice's size before the argmax).
 
-    `deploy(model, k, (height, width))`, when given, replaces the model for the k-th slice size by what runs
-    instead at that size (a graph on a runtime, `benchmark.deploy`), as `evaluate --backend` does per fold."""
+    `deploy(model, k, (height, width))`, when given, replaces the model for the k-th size the model runs at by what
+    runs instead at that size (a graph on a runtime, `benchmark.deploy`), as `evaluate --backend` does per fold:
+    one graph per size it runs at (with `size_px`, one in all)."""
     from ..datasets.loading import resize_image
     from .evaluate import predict
 
     masks: dict[int, np.ndarray] = {}
-    for k, shape in enumerate(sorted({image.shape for image in images})):
+    runners: dict[tuple[int, ...], torch.nn.Module] = {}  # by the size the model runs at
+    for shape in sorted({image.shape for image in images}):
         rows = [i for i, image in enumerate(images) if image.shape == shape]
         batch = np.stack([images[i] if size_px is None else resize_image(images[i], size_px) for i in rows])
-        runner = model if deploy is None else deploy(model.eval(), k, batch.shape[1:3])
-        out = predict(runner, batch, stats.mean, stats.std, device, batch_size, dtype, out_size=shape)
+        run_shape = batch.shape[1:3]
+        if run_shape not in runners:
+            runners[run_shape] = model if deploy is None else deploy(model.eval(), len(runners), run_shape)
+        out = predict(runners[run_shape], batch, stats.mean, stats.std, device, batch_size, dtype, out_size=shape)
         masks.update(zip(rows, out))
     return [masks[i] for i in range(len(images))]
 
