@@ -16,6 +16,7 @@ from PIL import Image
 
 from benchmark import datasets as ds
 from benchmark.cli import main
+from benchmark.errors import BadValue
 from benchmark.datasets.volumes import get_slice
 from benchmark.evaluation import inference
 
@@ -381,3 +382,16 @@ def test_predict_with_released_weights_reproduces_the_released_map(shared_data, 
                  "--out", str(out), "--precision", "float64", "--device", "cpu"]) == 0
     ours, released = (np.asarray(Image.open(p)) > 0 for p in (out / slice_file.name, slice_file))
     assert released.any() and np.array_equal(ours, released)
+
+
+def test_a_hand_edited_split_that_puts_a_patient_in_two_folds_is_refused(png_source, tmp_path):
+    assert prepare("Mine", png_source, tmp_path) == 0
+    path = tmp_path / "Mine" / "splits.json"
+    data = json.loads(path.read_text())
+    moved = data["folds"][0].pop()  # one slice of a fold-0 patient into fold 1: that patient is now in two folds
+    data["folds"][1].append(moved)
+    path.write_text(json.dumps(data))
+    ds.clear_cache()
+    patient = moved.split("_")[0]  # ids are p<NN>_<k>
+    with pytest.raises(BadValue, match=rf"splits.json: patient '{patient}' is in fold 0 and fold 1"):
+        ds.get_folds("Mine", tmp_path)

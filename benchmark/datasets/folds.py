@@ -186,29 +186,26 @@ def get_folds(name: str, data_root: str | Path | None = None, split: str = DEFAU
     return [list(fold) for fold in _committed_folds(spec.name, split)]
 
 
-def split_problems(folds: list[list[str]], patients: SlicePatients) -> list[str]:
-    """What is wrong with a split of a dataset of your own: fold count, unknown, repeated or missing slices,
-    a patient in more than one fold."""
+def split_problems(folds: list[list[str]], patient_of: Mapping[str, str]) -> list[str]:
+    """What is wrong with a split of a dataset of your own (`patient_of`: its slices' patients): fold count,
+    unknown, repeated or missing slices, a patient in more than one fold."""
     problems = []
     if len(folds) != N_FOLDS:
         problems.append(f"{len(folds)} folds, expected {N_FOLDS}")
     seen: dict[str, int] = {}
     for k, fold in enumerate(folds):
         for slice_id in fold:
-            if slice_id not in patients.patients:
+            if slice_id not in patient_of:
                 problems.append(f"fold {k} has slice {slice_id!r}, which the dataset does not have")
             elif slice_id in seen:
                 problems.append(f"slice {slice_id!r} is in fold {seen[slice_id]} and fold {k}")
             seen.setdefault(slice_id, k)
-    missing = sorted(set(patients.patients) - set(seen))
+    missing = sorted(set(patient_of) - set(seen))
     if missing:
         problems.append(f"{len(missing)} slice(s) in no fold, first {missing[0]!r}")
-    fold_of_patient: dict[str, int] = {}
-    for slice_id, k in seen.items():
-        patient = patients.patients.get(slice_id)
-        if patient is not None and fold_of_patient.setdefault(patient, k) != k:
-            problems.append(f"patient {patient!r} is in fold {fold_of_patient[patient]} and fold {k}")
-            break
+    known = [[i for i in fold if i in patient_of] for fold in folds]
+    for patient, where in list(fold_leaks(known, patient_of.__getitem__).items())[:1]:
+        problems.append(f"patient {patient!r} is in fold {' and fold '.join(map(str, sorted(where)))}")
     return problems
 
 
@@ -220,7 +217,7 @@ def user_folds(name: str, data_root: str | Path, split: str) -> list[list[str]]:
         raise BadValue(f"{name}: --split {split} is for the built-in datasets; a dataset of your own has one split, "
                        f"patient-grouped already ({dataset.folder / SPLITS_FILE}): leave --split out")
     path, folds = read_split_file(dataset)
-    problems = split_problems(folds, dataset.patients)
+    problems = split_problems(folds, dataset.patients.patients)
     if problems:
         raise BadValue(f"{path}: {problems[0]}; re-run prepare --force --resplit to draw a new split")
     return folds

@@ -34,7 +34,7 @@ from .layout import IMAGE_DIR, MASK_DIR, PNG
 from .loading import _resize, read_image_png, read_png
 from .prepare import DEFAULT_WINDOW_HU, _nifti_stem, _replace, _save_png, read_volume, to_uint8
 from .specs import builtin_name
-from .user import (DATASET_FILE, DATASET_SCHEMA, NAME_PATTERN, SPLITS_FILE, SPLITS_SCHEMA, SlicePatients,
+from .user import (DATASET_FILE, DATASET_SCHEMA, NAME_PATTERN, SPLITS_FILE, SPLITS_SCHEMA,
                    dataset_folder)
 from .volumes import DEFAULT_SLICE_AXIS, check_axis, get_slice, nifti_image, pixel_spacing, volume_window
 
@@ -359,20 +359,20 @@ def choose_split(name: str, rows: dict[str, dict[str, Any]], target: Path, optio
                  ) -> tuple[dict[str, Any], Path | None]:
     """(splits.json content, the earlier file where it is kept): the earlier split where it still fits these
     slices, else a new draw."""
-    patients = SlicePatients(name, {i: r["patient"] for i, r in rows.items()}, {}, "", str(target / DATASET_FILE))
+    patient_of = {i: r["patient"] for i, r in rows.items()}
     old = None if options.resplit or not target.exists() else _old_split(target)
     if old is not None:
         data, path = old
         if options.seed is not None and options.seed != data.get("seed"):
             raise BadValue(f"{path}: drawn with seed {data.get('seed')}; --seed {options.seed} would change it: add "
                            "--resplit to draw a new split (runs trained on the old one then no longer match it)")
-        problems = split_problems(data["folds"], patients)
+        problems = split_problems(data["folds"], patient_of)
         if problems:
             raise BadValue(f"{path}: does not fit the slices prepared now ({problems[0]}); add --resplit to draw a "
                            "new split (runs trained on the old one then no longer match it)")
         return data, path
     seed = DEFAULT_SEED if options.seed is None else options.seed
-    return split_record(name, patient_folds(patients.patients, N_FOLDS, seed), seed), None
+    return split_record(name, patient_folds(patient_of, N_FOLDS, seed), seed), None
 
 
 # --- the whole preparation ---------------------------------------------------------------------------
