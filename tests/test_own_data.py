@@ -145,7 +145,7 @@ def test_fewer_than_five_patients_is_refused_and_nothing_is_written(tmp_path, ca
 
 @pytest.mark.parametrize("damage, expected", [
     ("small_mask", "mask is 16x16 but image"),
-    ("three_labels", "mask has values [0, 1, 2]"),
+    ("three_labels", "mask has values [0, 1, 2]; expected 0 and one foreground value (pass --labels N,M"),
     ("no_mask", "no mask for it"),
 ])
 def test_a_bad_pair_is_named_and_nothing_half_written(tmp_path, capsys, damage, expected):

@@ -86,24 +86,27 @@ def read_image_png(path: Path) -> np.ndarray:
     return _decode_image(path)
 
 
-def read_png(path: Path) -> Image.Image:
-    """A PNG fully decoded; a missing or unreadable file is an error naming it."""
-    return _open_png(path)
-
-
-def _decode_mask(path: Path) -> np.ndarray:
-    """A mask as bool (H,W): 0 = background, exactly one non-zero value = infection."""
+def mask_png_values(path: Path) -> np.ndarray:
+    """A mask PNG's values as stored (palette indices for a palette PNG; grey for RGB, RGBA, LA)."""
     image = _open_png(path)
-    if image.mode in ("RGB", "RGBA", "LA"):
-        image = image.convert("L")
-    values = np.asarray(image)
-    foreground = values > 0
+    return np.asarray(image.convert("L") if image.mode in ("RGB", "RGBA", "LA") else image)
+
+
+def one_foreground(values: np.ndarray, where: str | Path, hint: str = "") -> np.ndarray:
+    """A mask's values as bool: 0 = background, exactly one non-zero value = infection; several non-zero values
+    are an error naming `where` (with `hint` after it)."""
+    foreground = values != 0
     labels = values[foreground]
     if labels.size and (labels != labels[0]).any():
         found = np.unique(values).tolist()
         shown = found if len(found) <= 8 else found[:8] + ["..."]
-        raise BadValue(f"{path}: mask has values {shown}; expected 0 and one foreground value")
+        raise BadValue(f"{where}: mask has values {shown}; expected 0 and one foreground value{hint}")
     return foreground
+
+
+def _decode_mask(path: Path) -> np.ndarray:
+    """A mask PNG as bool (H,W): 0 = background, exactly one non-zero value = infection."""
+    return one_foreground(mask_png_values(path), path)
 
 
 def _cached(path: Path, kind: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..errors import BadValue, InputMismatch
 from ..io import atomic_write_json, read_json
 from .folds import N_FOLDS, SPLITS, patient_folds, split_problems
 from .layout import IMAGE_DIR, MASK_DIR, PNG
-from .loading import _resize, read_image_png, read_png
+from .loading import _resize, mask_png_values, one_foreground, read_image_png
 from .prepare import DEFAULT_WINDOW_HU, _nifti_stem, _replace, _save_png, read_volume, to_uint8
 from .specs import builtin_name
 from .user import (DATASET_FILE, DATASET_SCHEMA, NAME_PATTERN, SPLITS_FILE, SPLITS_SCHEMA,
@@ -229,25 +229,14 @@ def infection(values: np.ndarray, labels: tuple[int, ...] | None, where: str) ->
         raise BadValue(f"{where}: mask has non-integer values; expected labels (0 = background)")
     if labels is not None:
         return np.isin(values, labels)
-    found = np.unique(values)
-    if (found != 0).sum() > 1:
-        shown = found.tolist() if len(found) <= 8 else found[:8].tolist() + ["..."]
-        raise BadValue(f"{where}: mask has values {shown}; expected 0 and one foreground value (pass --labels N,M to "
-                       "say which values are infection)")
-    return values != 0
-
-
-def _png_mask_values(path: Path) -> np.ndarray:
-    """A mask PNG's values as stored (palette indices for a palette PNG; grey for RGB)."""
-    image = read_png(path)
-    return np.asarray(image.convert("L") if image.mode in ("RGB", "RGBA", "LA") else image)
+    return one_foreground(values, where, " (pass --labels N,M to say which values are infection)")
 
 
 def png_slices(pairs: list[SourcePair], patients: dict[str, str], options: OwnOptions) -> Iterator[_Slice]:
     """PNG pairs as slices (image vs mask checked: size and labels)."""
     for pair in pairs:
         image = read_image_png(pair.image)
-        mask = infection(_png_mask_values(pair.mask), options.labels, str(pair.mask))
+        mask = infection(mask_png_values(pair.mask), options.labels, str(pair.mask))
         if image.shape != mask.shape:
             raise InputMismatch(f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but image {pair.image} is "
                                 f"{image.shape[1]}x{image.shape[0]}")
