@@ -24,10 +24,10 @@ import numpy as np
 from ..errors import BadValue
 from .layout import DATALIST_DIR, IMAGE_DIR, dataset_path
 from .specs import DatasetSpec, builtin_name, get_spec
-from .user import SPLITS_FILE, SlicePatients, get_user_dataset, read_split_file
+from .user import SPLITS_FILE, SPLITS_SCHEMA, SlicePatients, get_user_dataset, read_split_file
 
 N_FOLDS = 5
-FOLD_SCHEMA = "miniseg-bench/folds/1"
+FOLD_SCHEMA = SPLITS_SCHEMA  # the packaged fold files and splits.json of a dataset of your own: one format
 PATIENTS_SCHEMA = "miniseg-bench/patients/1"
 SPLITS = ("paper", "grouped")
 DEFAULT_SPLIT = "paper"

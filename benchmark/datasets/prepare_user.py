@@ -34,8 +34,8 @@ from .layout import IMAGE_DIR, MASK_DIR, PNG
 from .loading import _resize, mask_png_values, one_foreground, read_image_png
 from .prepare import DEFAULT_WINDOW_HU, _nifti_stem, _replace, _save_png, read_volume, to_uint8
 from .specs import builtin_name
-from .user import (DATASET_FILE, DATASET_SCHEMA, NAME_PATTERN, SPLITS_FILE, SPLITS_SCHEMA,
-                   dataset_folder)
+from .user import (DATASET_FILE, DATASET_SCHEMA, NAME_PATTERN, SPLITS_FILE, SPLITS_SCHEMA, dataset_folder,
+                   split_folds)
 from .volumes import DEFAULT_SLICE_AXIS, check_axis, get_slice, nifti_image, pixel_spacing, volume_window
 
 SOURCE_IMAGES, SOURCE_MASKS = "images", "masks"
@@ -331,9 +331,7 @@ def _old_split(target: Path) -> tuple[dict[str, Any], Path] | None:
     if not path.is_file():
         return None
     data = read_json(path)
-    folds = data.get("folds") if isinstance(data, dict) and data.get("schema") == SPLITS_SCHEMA else None
-    if not isinstance(folds, list) or not all(isinstance(f, list) for f in folds):
-        raise BadValue(f"{path}: not a split file; remove it or pass --resplit to draw a new one")
+    split_folds(data, path, "remove it or pass --resplit to draw a new one")
     return data, path
 
 

@@ -154,12 +154,16 @@ def get_user_dataset(name: str, data_root: str | Path) -> UserDataset:
 @lru_cache(maxsize=32)
 def _read_splits(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, ...], ...]:
     """splits.json's folds (cached per file version: the same file is parsed once)."""
-    file = Path(path)
-    data = read_json(file)
+    folds = split_folds(read_json(Path(path)), path, f"expected schema {SPLITS_SCHEMA} with 'folds'")
+    return tuple(tuple(str(i) for i in fold) for fold in folds)
+
+
+def split_folds(data: Any, path: str | Path, remedy: str) -> list[list[Any]]:
+    """The folds of a splits.json's content; anything else is an error naming the file, with `remedy`."""
     folds = data.get("folds") if isinstance(data, dict) and data.get("schema") == SPLITS_SCHEMA else None
     if not isinstance(folds, list) or not all(isinstance(f, list) for f in folds):
-        raise BadValue(f"{file}: not a split file (expected schema {SPLITS_SCHEMA} with 'folds')")
-    return tuple(tuple(str(i) for i in fold) for fold in folds)
+        raise BadValue(f"{path}: not a split file ({remedy})")
+    return folds
 
 
 def read_split_file(dataset: UserDataset) -> tuple[Path, list[list[str]]]:
