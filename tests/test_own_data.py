@@ -395,3 +395,15 @@ def test_a_hand_edited_split_that_puts_a_patient_in_two_folds_is_refused(png_sou
     patient = moved.split("_")[0]  # ids are p<NN>_<k>
     with pytest.raises(BadValue, match=rf"splits.json: patient '{patient}' is in fold 0 and fold 1"):
         ds.get_folds("Mine", tmp_path)
+
+
+def test_a_damaged_split_file_is_named_by_the_loader_and_by_prepare(png_source, tmp_path, capsys):
+    assert prepare("Mine", png_source, tmp_path) == 0
+    path = tmp_path / "Mine" / "splits.json"
+    path.write_text(json.dumps({"schema": "something/else", "folds": []}))
+    ds.clear_cache()
+    with pytest.raises(BadValue, match=r"splits.json: not a split file \(expected schema miniseg-bench/folds/1"):
+        ds.get_folds("Mine", tmp_path)
+    capsys.readouterr()
+    assert prepare("Mine", png_source, tmp_path, "--force") == 1
+    assert f"error: {path}: not a split file (remove it or pass --resplit" in capsys.readouterr().err
