@@ -152,9 +152,9 @@ def prepare_workspace(model: str, dataset: str, split: str, data_root: str | Pat
     workspace = Workspace.under(results, results_key(dataset, split), size_px)
     planner = PLANNERS[model]
     ids = sorted({slice_id for fold in folds for slice_id in fold})
+    slices = load_dataset(dataset, data_root, ids=ids, size=size_px)  # read outside the lock: jobs do it at once
+    digest = slices_digest(slices.ids, slices.images, slices.masks, version)
     with workspace.locked():
-        slices = load_dataset(dataset, data_root, ids=ids, size=size_px)
-        digest = slices_digest(slices.ids, slices.images, slices.masks, version)
         if workspace.source().get("digest") != digest:
             write_raw(workspace, slices.ids, slices.images, slices.masks, dataset_json(len(ids)))
             atomic_write_json(workspace.root / SOURCE_NAME, {
