@@ -38,6 +38,7 @@ from ...frameworks import FRAMEWORKS
 from ...protocol import Protocol
 from ...recipes import resolve
 from ...records import CHECKPOINT_INFO_NAME, PER_SLICE_NAME, RECORD_NAME, results_key, same_protocol
+from ..executors_pool import visible_gpus
 from ..run_record import job_record, utc_now
 from ..train import GRID_STOPS, TrainOptions, describe_error
 from .workspace import DATASET_ID, SOURCE_NAME, Workspace, slices_digest, step_done, write_raw, \
@@ -88,7 +89,7 @@ def child_env(workspace: Workspace, nnunet_results: Path, cpus: int, augmentatio
         "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
     })
     if device.type == "cuda" and device.index is not None:  # the child sees the one GPU as cuda:0
-        visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        visible = visible_gpus()
         env["CUDA_VISIBLE_DEVICES"] = visible[device.index] if device.index < len(visible) else str(device.index)
     return env
 

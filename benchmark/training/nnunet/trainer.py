@@ -24,6 +24,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from ...io import atomic_write_json
+from ..run_record import utc_now
 
 CHECKPOINT_FINAL = "checkpoint_final.pth"
 CHECKPOINT_LATEST = "checkpoint_latest.pth"
@@ -102,7 +103,7 @@ class BenchTrainer(nnUNetTrainer):
         """Our runner's `last.json`: how far the saved checkpoint is, under which protocol and data."""
         atomic_write_json(self.files["checkpoint_info"], self.checkpoint_info | {
             "epoch": epochs_done, "epochs": self.num_epochs, "iteration": epochs_done * self.num_iterations_per_epoch,
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "saved_at": utc_now(),  # as our trainer's last.json
         })
 
     def history(self) -> list[dict[str, Any]]:
