@@ -112,3 +112,11 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise ValueError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries ([] without CUDA; '-1' hides all)."""
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        return [d.strip() for d in pinned.split(",") if d.strip() and d.strip() != "-1"]
+    return [str(i) for i in range(torch.cuda.device_count())]

@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from ..env import visible_gpus
 from .executors import Executor, Job, Result
 
 LostHandler = Callable[[Any, str], Any]
@@ -69,16 +70,6 @@ def run_with_plugins(run_job: Callable[[Job], Result], plugins: Sequence[str], j
     for spec in plugins:
         load_plugin(spec)
     return run_job(job)
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries ([] without CUDA)."""
-    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if pinned is not None:
-        return [d.strip() for d in pinned.split(",") if d.strip() and d.strip() != "-1"]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def _init_worker(gpu: str | None, threads: int) -> None:

@@ -31,14 +31,13 @@ import torch
 
 from models.nnunet import CONFIGURATION
 
-from ...env import PROJECT_ROOT, environment, resolve_device
+from ...env import PROJECT_ROOT, environment, resolve_device, visible_gpus
 from ...errors import Unavailable, UserError
 from ...io import atomic_write, atomic_write_json, read_json
 from ...frameworks import FRAMEWORKS
 from ...protocol import Protocol
 from ...recipes import resolve
 from ...records import CHECKPOINT_INFO_NAME, PER_SLICE_NAME, RECORD_NAME, results_key, same_protocol
-from ..executors_pool import visible_gpus
 from ..run_record import job_record, utc_now
 from ..train import GRID_STOPS, TrainOptions, describe_error
 from .workspace import DATASET_ID, SOURCE_NAME, Workspace, slices_digest, step_done, write_raw, \
