@@ -83,7 +83,6 @@ class UserDataset:
     n_patients: int
     patients: SlicePatients
     folder: Path
-    info: Mapping[str, Any]
 
     @property
     def n_slices(self) -> int:
@@ -125,7 +124,7 @@ def _read_dataset(path: str, mtime_ns: int, size: int, name: str) -> UserDataset
         layout=str(data.get("layout") or ""), drops_empty=data.get("empty_slices") == "drop",
         fold_sizes=tuple(int(n) for n in _field(data, "fold_sizes", list, file)),
         n_patients=int(_field(data, "n_patients", int, file)), patients=_patients(data, name, file),
-        folder=file.parent, info=data,
+        folder=file.parent,
     )
 
 
