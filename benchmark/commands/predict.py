@@ -19,7 +19,7 @@ test fold), else at each slice's own size as `evaluate --model` runs it; --size 
 Backends (`pip install '.[deploy]'` for the runtimes), as `evaluate --backend`:
   --backend torch         the model in PyTorch (default), --precision float32 (default) or float64
   --backend onnxruntime   the model (weights loaded) exported to ONNX (--exporter) at the size it runs
-                          at, one graph per slice size, and run by ONNX Runtime (CPU; CUDA/TensorRT
+                          at, one graph per size it runs at, and run by ONNX Runtime (CPU; CUDA/TensorRT
                           on --device cuda where the build has them)
   --backend openvino      the same graph on OpenVINO's CPU device
   Runtimes take --precision fp32 (default), bf16 or fp16; --json says the precision each graph really
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace, model: Any, model_name: str, images: list[Any], stats: Any, device: Any,
              size_px: int | None) -> tuple[list[Any], dict[str, Any]]:
     """The masks, run by --backend; for a runtime, what ran (its version, device, the precision each graph
-    executed in), as `evaluate --backend` records it, one graph per slice size."""
+    executed in), as `evaluate --backend` records it, one graph per size the model runs at."""
     import tempfile
 
     import torch
@@ -175,5 +175,5 @@ def _segment(args: argparse.Namespace, model: Any, model_name: str, images: list
         masks = inference.segment(model, images, stats, device, args.batch_size, torch.float32, size_px,
                                   deploy=deployer)
     source = deployer.source()
-    source["deployment"]["graphs"] = source["deployment"].pop("folds")  # here: one graph per slice size
+    source["deployment"]["graphs"] = source["deployment"].pop("folds")  # here: one graph per size it runs at
     return masks, source
